@@ -1,0 +1,215 @@
+"""``jiesu``: the command line. Every command answers bad input with one line on stderr and exit code 2.
+
+Training commands import ``training`` only when they run; the serving path never does.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from serving.bundle import BundleError
+from serving.predictor import AppealInput, AppealInputError
+from taxonomy import DEFAULT_PROFILE, TaxonomyError, load_taxonomy
+
+app = typer.Typer(help="jiesu (接诉): classify, dispatch, track and score city hotline appeals.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+taxonomy_app = typer.Typer(help="Inspect and check the taxonomy (categories, urgency, units).", no_args_is_help=True)
+app.add_typer(taxonomy_app, name="taxonomy")
+
+EXIT_BAD_INPUT = 2
+BATCH = 512
+ProfileOpt = Annotated[str, typer.Option("--profile", help="Taxonomy profile name or directory.")]
+DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Shared data directory (JIESU_DATA_DIR).")]
+
+
+class CliError(Exception):
+    """A problem the user can fix: printed as one line, exit code 2."""
+
+
+def fail(message: str) -> None:
+    typer.echo(f"jiesu: error: {message}", err=True)
+    raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _guard(func):
+    """Turn the domain's errors into one line and exit code 2, never a traceback."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except (CliError, TaxonomyError, BundleError, AppealInputError, FileNotFoundError, FileExistsError,
+                PermissionError, IsADirectoryError, ValueError) as exc:
+            fail(str(exc))
+        except KeyboardInterrupt:
+            typer.echo("jiesu: interrupted", err=True)
+            raise typer.Exit(130)
+
+    return wrapper
+
+
+def _taxonomy(profile: str, data_dir: Optional[Path]):
+    return load_taxonomy(profile, data_dir=data_dir)
+
+
+@app.command()
+@_guard
+def train(
+    data: Annotated[list[Path], typer.Option("--data", help="Labelled appeals (CSV, JSONL or Parquet); repeat for more files.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the model bundle to.")],
+    kind: Annotated[str, typer.Option(help="Model kind: linear.")] = "linear",
+    seed: Annotated[int, typer.Option(help="Seed for the split and the model.")] = 13,
+    validation: Annotated[float, typer.Option(help="Validation fraction.")] = 0.1,
+    test: Annotated[float, typer.Option(help="Test fraction.")] = 0.1,
+    C: Annotated[float, typer.Option("--C", help="Inverse regularisation of the linear SVM.")] = 1.0,
+    profile: ProfileOpt = DEFAULT_PROFILE,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Train a category model and write a bundle with its evaluation report."""
+    from training.data import DataError
+    from training.train import TrainConfig
+    from training.train import train as run_training
+
+    taxonomy = _taxonomy(profile, data_dir)
+    config = TrainConfig(data=list(data), out=out, kind=kind, seed=seed, validation=validation, test=test, C=C)
+    try:
+        result = run_training(config, taxonomy, log=lambda m: typer.echo(m, err=True))
+    except DataError as exc:
+        raise CliError(str(exc)) from None
+    shown = result.metrics.get("test") or result.metrics.get("validation")
+    summary = {"bundle": str(result.bundle), "seconds": round(result.seconds, 1), "split": result.split_sizes}
+    if shown:
+        summary.update({k: round(shown[k], 4) for k in ("macro_f1", "accuracy", "ece")})
+    typer.echo(json.dumps(summary, ensure_ascii=False))
+
+
+@app.command()
+@_guard
+def evaluate(
+    model: Annotated[Path, typer.Option("--model", help="Model bundle directory.")],
+    data: Annotated[list[Path], typer.Option("--data", help="Labelled appeals to evaluate on.")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write report.json/.md and the confusion matrix PNG here.")] = None,
+    profile: ProfileOpt = DEFAULT_PROFILE,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Recompute a bundle's evaluation report on any labelled file."""
+    from training.data import DataError
+    from training.train import evaluate_bundle
+
+    try:
+        metrics = evaluate_bundle(model, list(data), _taxonomy(profile, data_dir), out)
+    except DataError as exc:
+        raise CliError(str(exc)) from None
+    per_class = {k: round(v["f1"], 4) for k, v in metrics["per_class"].items()}
+    typer.echo(json.dumps({"n": metrics["n"], "macro_f1": round(metrics["macro_f1"], 4),
+                           "accuracy": round(metrics["accuracy"], 4), "ece": round(metrics["ece"], 4),
+                           "f1_per_class": per_class}, ensure_ascii=False))
+
+
+def read_predict_input(path: Path) -> list[AppealInput]:
+    """Lines of ``{"id", "title", "text", "address"?}``; the first bad line stops the run."""
+    if not path.exists():
+        raise CliError(f"{path}: file not found")
+    appeals = []
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                obj = json.loads(line)
+            except UnicodeDecodeError as exc:
+                raise CliError(f"{path}: line {number}: not valid UTF-8 ({exc.reason})") from None
+            except json.JSONDecodeError as exc:
+                raise CliError(f"{path}: line {number}: not valid JSON ({exc.msg})") from None
+            if not isinstance(obj, dict):
+                raise CliError(f"{path}: line {number}: expected a JSON object")
+            if "text" not in obj:
+                raise CliError(f"{path}: line {number}: text: missing")
+            for key in ("text", "title", "address"):
+                if obj.get(key) is not None and not isinstance(obj[key], str):
+                    raise CliError(f"{path}: line {number}: {key}: must be a string")
+            appeal_id = obj.get("id", number)
+            appeals.append(AppealInput(text=obj["text"] or "", title=obj.get("title") or "",
+                                       id=str(appeal_id) if appeal_id is not None else None,
+                                       address=obj.get("address")))
+    return appeals
+
+
+@app.command()
+@_guard
+def predict(
+    model: Annotated[Path, typer.Option("--model", help="Model bundle directory.")],
+    input: Annotated[Path, typer.Option("--input", help="JSONL with id, title (optional), text.")],
+    output: Annotated[Path, typer.Option("--output", help="JSONL to write, one line per input line.")],
+    profile: ProfileOpt = DEFAULT_PROFILE,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Classify appeals: category, urgency, appeal type, district and street."""
+    from serving.predictor import Predictor, validate_appeal
+
+    appeals = read_predict_input(input)
+    for number, appeal in enumerate(appeals, start=1):
+        try:
+            validate_appeal(appeal)
+        except AppealInputError as exc:
+            raise CliError(f"{input}: appeal {appeal.id or number}: {exc.field}: {exc.reason}") from None
+    predictor = Predictor(model, _taxonomy(profile, data_dir))
+    started = time.perf_counter()
+    tmp = output.with_name(output.name + ".partial")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for start in range(0, len(appeals), BATCH):
+            for prediction in predictor.predict(appeals[start:start + BATCH]):
+                fh.write(json.dumps(prediction.to_dict(), ensure_ascii=False) + "\n")
+    tmp.replace(output)
+    seconds = time.perf_counter() - started
+    rate = len(appeals) / seconds if seconds > 0 else 0.0
+    typer.echo(f"predicted {len(appeals)} appeals in {seconds:.2f}s ({rate:.0f}/s) -> {output}", err=True)
+
+
+@taxonomy_app.command("check")
+@_guard
+def taxonomy_check(profile: ProfileOpt = DEFAULT_PROFILE, data_dir: DataDirOpt = None) -> None:
+    """Load and cross-check a profile; print what it holds."""
+    tx = _taxonomy(profile, data_dir)
+    counts = {f"level{n}": len(tx.categories.level(n)) for n in (1, 2, 3)}
+    units = {kind: len(tx.units.of_kind(kind)) for kind in ("street", "district", "department", "company")}
+    typer.echo(json.dumps({"profile": tx.name, "categories": counts, "units": units,
+                           "urgency_levels": [f"{lvl.level} {lvl.name}" for lvl in tx.urgency.levels],
+                           "appeal_types": tx.appeal_types.names, "streets_file": str(tx.streets_file)},
+                          ensure_ascii=False))
+
+
+@taxonomy_app.command("places")
+@_guard
+def taxonomy_places(
+    text: Annotated[str, typer.Argument(help="Appeal text to find the district and street in.")],
+    address: Annotated[Optional[str], typer.Option(help="Address, when known.")] = None,
+    profile: ProfileOpt = DEFAULT_PROFILE,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Resolve the district and street an appeal names."""
+    from taxonomy.places import PlaceResolver
+
+    tx = _taxonomy(profile, data_dir)
+    match = PlaceResolver(tx.units, tx.street_aliases, tx.not_place_names).resolve(text, address)
+    typer.echo(json.dumps({"district": match.district.name if match.district else None,
+                           "street": match.street.name if match.street else None,
+                           "evidence": list(match.evidence), "ambiguous": list(match.ambiguous)}, ensure_ascii=False))
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""One function computes every number in an evaluation report, so they mean the same everywhere.
+
+Report: accuracy, macro-F1, weighted-F1, per-class precision/recall/F1/support, the confusion matrix
+(rows = true label, columns = predicted, in label order), and calibration: expected calibration error
+(ECE) of the top-1 probability over ``bins`` equal-width bins, with the per-bin table.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+ECE_BINS = 15
+
+
+def expected_calibration_error(probabilities: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS):
+    confidence = probabilities.max(axis=1)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    table, ece = [], 0.0
+    for low, high in zip(edges[:-1], edges[1:]):
+        in_bin = (confidence > low) & (confidence <= high)
+        if not in_bin.any():
+            continue
+        acc, conf = float(correct[in_bin].mean()), float(confidence[in_bin].mean())
+        ece += in_bin.mean() * abs(acc - conf)
+        table.append({"low": round(float(low), 4), "high": round(float(high), 4), "count": int(in_bin.sum()),
+                      "accuracy": acc, "confidence": conf})
+    return float(ece), table
+
+
+def compute_metrics(labels: list[str], y_true: list[str], probabilities: np.ndarray) -> dict:
+    """All metrics for one head; ``probabilities`` has one column per label, in ``labels`` order."""
+    index = {label: i for i, label in enumerate(labels)}
+    unknown = sorted({y for y in y_true if y not in index})
+    if unknown:
+        raise ValueError(f"labels not known to the model: {', '.join(unknown)}")
+    true = np.array([index[y] for y in y_true])
+    pred = probabilities.argmax(axis=1)
+    present = list(range(len(labels)))
+    precision, recall, f1, support = precision_recall_fscore_support(true, pred, labels=present, zero_division=0)
+    ece, calibration = expected_calibration_error(probabilities, pred == true)
+    in_data = sorted(set(true.tolist()) | set(pred.tolist()))
+    return {
+        "n": int(len(true)),
+        "accuracy": float(accuracy_score(true, pred)),
+        "macro_f1": float(f1_score(true, pred, labels=in_data, average="macro", zero_division=0)),
+        "weighted_f1": float(f1_score(true, pred, labels=in_data, average="weighted", zero_division=0)),
+        "ece": ece,
+        "per_class": {
+            labels[i]: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                        "support": int(support[i])}
+            for i in present
+        },
+        "labels": list(labels),
+        "confusion_matrix": confusion_matrix(true, pred, labels=present).tolist(),
+        "calibration": calibration,
+    }
+
+
+def _cjk_font() -> str | None:
+    from matplotlib import font_manager
+
+    for font in font_manager.fontManager.ttflist:
+        name = font.name.lower()
+        if any(key in name for key in ("wenquanyi", "noto sans cjk", "noto serif cjk", "source han", "simhei",
+                                       "microsoft yahei", "pingfang", "heiti", "droid sans fallback")):
+            return font.name
+    return None
+
+
+def plot_confusion(metrics: dict, path: Path, title: str) -> str:
+    """Write the confusion matrix as a PNG; returns how labels are shown ("names" or "numbers")."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, matrix = metrics["labels"], np.array(metrics["confusion_matrix"])
+    font = _cjk_font()
+    shown = labels if font else [str(i + 1) for i in range(len(labels))]
+    size = max(5.0, 0.6 * len(labels) + 2)
+    with plt.rc_context({"font.family": [font, "DejaVu Sans"]} if font else {}):
+        fig, ax = plt.subplots(figsize=(size + 1, size))
+        rows = matrix.sum(axis=1, keepdims=True).clip(min=1)
+        image = ax.imshow(matrix / rows, cmap="Blues", vmin=0, vmax=1)
+        ax.set_xticks(range(len(labels)), shown, rotation=45, ha="right")
+        ax.set_yticks(range(len(labels)), shown)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(title)
+        for (i, j), value in np.ndenumerate(matrix):
+            if value:
+                ax.text(j, i, str(value), ha="center", va="center", fontsize=8,
+                        color="white" if value / rows[i, 0] > 0.5 else "black")
+        fig.colorbar(image, ax=ax, fraction=0.046, label="share of true class")
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+    return "names" if font else "numbers"
+
+
+def report_markdown(metrics: dict, title: str, label_display: str = "names") -> str:
+    lines = [f"# {title}", "", f"- appeals: {metrics['n']}", f"- accuracy: {metrics['accuracy']:.4f}",
+             f"- macro-F1: {metrics['macro_f1']:.4f}", f"- weighted-F1: {metrics['weighted_f1']:.4f}",
+             f"- ECE ({ECE_BINS} bins, top-1): {metrics['ece']:.4f}", "",
+             "| # | class | precision | recall | F1 | support |", "|---|---|---|---|---|---|"]
+    for i, (label, row) in enumerate(metrics["per_class"].items(), start=1):
+        lines.append(f"| {i} | {label} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | "
+                     f"{row['support']} |")
+    lines += ["", "Confusion matrix (rows true, columns predicted):", "", "```"]
+    for label, row in zip(metrics["labels"], metrics["confusion_matrix"]):
+        lines.append(f"{label:<10}" + " ".join(f"{v:5d}" for v in row))
+    lines.append("```")
+    if label_display == "numbers":
+        lines += ["", "confusion_matrix.png numbers its classes as in the table above (no CJK font was found)."]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(directory: Path, metrics: dict, title: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    display = plot_confusion(metrics, directory / "confusion_matrix.png", title)
+    (directory / "report.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
+    (directory / "report.md").write_text(report_markdown(metrics, title, display), encoding="utf-8")
