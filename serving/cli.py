@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from serving.bundle import BundleError
-from serving.predictor import AppealInput, AppealInputError
+from serving.appeals import AppealInput, AppealInputError
 from taxonomy import DEFAULT_PROFILE, TaxonomyError, load_taxonomy
 
 app = typer.Typer(help="jiesu (接诉): classify, dispatch, track and score city hotline appeals.",
@@ -155,7 +155,8 @@ def predict(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Classify appeals: category, urgency, appeal type, district and street."""
-    from serving.predictor import Predictor, validate_appeal
+    from serving.appeals import validate_appeal
+    from serving.predictor import Predictor
 
     appeals = read_predict_input(input)
     for number, appeal in enumerate(appeals, start=1):

@@ -50,9 +50,25 @@ def smooth_idf(df: np.ndarray, n_documents: int) -> np.ndarray:
     return (np.log((1.0 + n_documents) / (1.0 + df)) + 1.0).astype(np.float32)
 
 
-def tfidf(counts: sp.csr_matrix, columns: np.ndarray, idf: np.ndarray, sublinear: bool = True) -> sp.csr_matrix:
-    """Keep ``columns`` of a hashed count matrix, weight them, normalise rows."""
-    x = counts[:, columns].tocsr().astype(np.float32)
+def column_map(columns: np.ndarray, n_features: int) -> np.ndarray:
+    """hashed column -> kept column index, or -1; built once so selecting columns costs O(non-zeros)."""
+    remap = np.full(n_features, -1, dtype=np.int32)
+    remap[columns] = np.arange(len(columns), dtype=np.int32)
+    return remap
+
+
+def select_columns(counts: sp.csr_matrix, remap: np.ndarray, width: int) -> sp.csr_matrix:
+    counts = counts.tocsr()
+    new = remap[counts.indices]
+    keep = new >= 0
+    rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))[keep]
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=counts.shape[0]))])
+    return sp.csr_matrix((counts.data[keep].astype(np.float32), new[keep], indptr), shape=(counts.shape[0], width))
+
+
+def tfidf(counts: sp.csr_matrix, remap: np.ndarray, idf: np.ndarray, sublinear: bool = True) -> sp.csr_matrix:
+    """Keep the training columns of a hashed count matrix, weight them, normalise rows."""
+    x = select_columns(counts, remap, len(idf))
     if sublinear:
         np.log(x.data, out=x.data)
         x.data += 1.0
@@ -100,13 +116,14 @@ class LinearCategoryModel:
             if len(cols) != len(idf) or (len(cols) and (cols.min() < 0 or cols.max() >= spec.n_features)):
                 raise BundleError(manifest.path, f"feature block {spec.name} is inconsistent")
         self.hashers = [make_hasher(s) for s in self.specs]
+        self.remaps = [column_map(cols, spec.n_features) for spec, cols in zip(self.specs, self.columns)]
         self.needs_words = any(s.analyzer == "word" for s in self.specs)
 
     def features(self, titles: list[str], texts: list[str]) -> sp.csr_matrix:
         batch = views(titles, texts, self.prep, self.needs_words)
         blocks = [
-            tfidf(hasher.transform(block_texts(spec, batch)), cols, idf, spec.sublinear_tf)
-            for spec, hasher, cols, idf in zip(self.specs, self.hashers, self.columns, self.idfs)
+            tfidf(hasher.transform(block_texts(spec, batch)), remap, idf, spec.sublinear_tf)
+            for spec, hasher, remap, idf in zip(self.specs, self.hashers, self.remaps, self.idfs)
         ]
         return sp.hstack(blocks, format="csr")
 

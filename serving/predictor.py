@@ -1,13 +1,9 @@
 """The predictor: one appeal in, its classification out — category (model), urgency and appeal type
 (rule layer), district and street (place resolver).
 
-Rules for input (the same for the CLI and the API):
-- ``text`` is required; empty or whitespace-only text is refused, and so is text longer than
-  ``MAX_TEXT_CHARS`` (20,000) characters; a title longer than ``MAX_TITLE_CHARS`` is refused;
-- full-width and traditional characters are normalised (see ``taxonomy.text``); emoji and other symbols
-  are kept and ignored by the features;
-- text with no Chinese characters is still classified, with the warning ``no_chinese_text``: its
-  category confidence is low and dispatch sends it to review.
+Input is accepted by the rules in ``serving.appeals``. Text with no Chinese characters is still
+classified, with the warning ``no_chinese_text``: its category confidence is low, and dispatch sends
+low-confidence appeals to review.
 """
 
 from __future__ import annotations
@@ -18,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from serving.appeals import AppealInput, AppealInputError, validate_appeal
 from serving.bundle import BundleError, Manifest, read_manifest
 from serving.linear import LinearCategoryModel
 from serving.rules import AppealTypeRules, UrgencyRules, classify_rules
@@ -25,26 +22,9 @@ from taxonomy import Taxonomy
 from taxonomy.places import PlaceResolver
 from taxonomy.text import cjk_ratio, normalize
 
-MAX_TEXT_CHARS = 20_000
-MAX_TITLE_CHARS = 500
+__all__ = ["AppealInput", "AppealInputError", "Prediction", "Predictor", "load_category_model", "validate_appeal"]
+
 TOP_K = 3
-
-
-class AppealInputError(ValueError):
-    """An appeal cannot be classified: names the field and the reason."""
-
-    def __init__(self, field_name: str, reason: str, appeal_id: str | None = None):
-        self.field, self.reason, self.appeal_id = field_name, reason, appeal_id
-        prefix = f"appeal {appeal_id}: " if appeal_id is not None else ""
-        super().__init__(f"{prefix}{field_name}: {reason}")
-
-
-@dataclass(frozen=True)
-class AppealInput:
-    text: str
-    title: str = ""
-    id: str | None = None
-    address: str | None = None
 
 
 @dataclass
@@ -70,21 +50,6 @@ class Prediction:
         data["category_top3"] = [[label, round(p, 6)] for label, p in self.category_top3]
         data["category_confidence"] = round(self.category_confidence, 6)
         return data
-
-
-def validate_appeal(appeal: AppealInput) -> AppealInput:
-    if not isinstance(appeal.text, str):
-        raise AppealInputError("text", "must be a string", appeal.id)
-    title = appeal.title if isinstance(appeal.title, str) else ""
-    if appeal.title is not None and not isinstance(appeal.title, str):
-        raise AppealInputError("title", "must be a string", appeal.id)
-    if len(appeal.text) > MAX_TEXT_CHARS:
-        raise AppealInputError("text", f"is {len(appeal.text)} characters; the limit is {MAX_TEXT_CHARS}", appeal.id)
-    if len(title) > MAX_TITLE_CHARS:
-        raise AppealInputError("title", f"is {len(title)} characters; the limit is {MAX_TITLE_CHARS}", appeal.id)
-    if not normalize(appeal.text):
-        raise AppealInputError("text", "is empty", appeal.id)
-    return appeal
 
 
 def load_category_model(manifest: Manifest):

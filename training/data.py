@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,12 +198,14 @@ def assign_splits(frame: pd.DataFrame, config: SplitConfig) -> np.ndarray:
     members: dict[int, list[int]] = defaultdict(list)
     for row, group in enumerate(groups):
         members[group].append(row)
+    titles, texts, categories = list(frame["title"]), list(frame["text"]), list(frame["category"])
     by_label: dict[str, list[tuple[str, list[int]]]] = defaultdict(list)
     for rows in members.values():
-        labels = frame["category"].iloc[rows].value_counts()
-        key = hashlib.sha256("\x1f".join(sorted(frame["title"].iloc[r] + "\x1e" + frame["text"].iloc[r]
-                                                for r in rows)).encode()).hexdigest()
-        by_label[labels.index[0]].append((key, rows))
+        counts = Counter(categories[r] for r in rows)
+        top = max(counts.values())
+        label = min(c for c, n in counts.items() if n == top)  # majority label; ties broken by name, not order
+        key = hashlib.sha256("\x1f".join(sorted(titles[r] + "\x1e" + texts[r] for r in rows)).encode()).hexdigest()
+        by_label[label].append((key, rows))
     rng = np.random.default_rng(config.seed)
     assignment = np.empty(len(frame), dtype=object)
     for label in sorted(by_label):

@@ -19,7 +19,7 @@ from scipy.optimize import minimize_scalar
 from sklearn.svm import LinearSVC
 
 from serving.features import DEFAULT_FEATURES, FeatureSpec, Preprocessing, views
-from serving.linear import block_texts, document_frequency, make_hasher, smooth_idf, softmax, tfidf
+from serving.linear import block_texts, column_map, document_frequency, make_hasher, smooth_idf, softmax, tfidf
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def _vocabulary(config: LinearConfig, counts: list[sp.csr_matrix]) -> tuple[list
 
 
 def _matrix(config: LinearConfig, counts, columns, idfs) -> sp.csr_matrix:
-    return sp.hstack([tfidf(block, cols, idf, spec.sublinear_tf)
+    return sp.hstack([tfidf(block, column_map(cols, spec.n_features), idf, spec.sublinear_tf)
                       for spec, block, cols, idf in zip(config.features, counts, columns, idfs)], format="csr")
 
 
