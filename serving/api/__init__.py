@@ -1,0 +1,1 @@
+"""The HTTP API: routers parse, authorise, call the domain and shape the answer."""

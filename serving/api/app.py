@@ -1,0 +1,52 @@
+"""The FastAPI application: ``create_app(settings)`` builds it; ``jiesu serve`` runs it with uvicorn.
+
+On start: open the database and upgrade its schema, sync the profile's units, seed the bootstrap admin
+key, load the model. A missing or bad model leaves the service up but not ready (``/readyz`` 503), so
+an operator can fix it and ``POST /v1/models/reload``.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from serving.api.metrics import Metrics, MetricsMiddleware
+from serving.api.routes import ops, review, scores, tickets, units
+from serving.api.state import ServiceState
+from serving.bundle import BundleError
+from serving.keys import create_key
+from serving.settings import Settings
+from serving.store.db import make_engine, migrate, session_factory
+from serving.units import sync_units
+from taxonomy import load_taxonomy
+
+
+def build_state(settings: Settings) -> ServiceState:
+    taxonomy = load_taxonomy(settings.profile, data_dir=settings.data_dir)
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    with sessions() as session:
+        sync_units(session, taxonomy)
+        if settings.bootstrap_admin_key:
+            create_key(session, "admin", key=settings.bootstrap_admin_key)
+    state = ServiceState(settings=settings, engine=engine, sessions=sessions, taxonomy=taxonomy)
+    if settings.model_path is None:
+        state.model_error = "JIESU_MODEL_PATH is not set"
+    else:
+        try:
+            state.load_model(settings.model_path)
+        except (BundleError, OSError, ValueError) as exc:
+            state.model_error = str(exc)
+    return state
+
+
+def create_app(settings: Settings | None = None, state: ServiceState | None = None) -> FastAPI:
+    state = state or build_state(settings or Settings())
+    app = FastAPI(title="jiesu 接诉", version="0.1.0",
+                  description="Classify, dispatch, track and score city hotline appeals (接诉即办).")
+    app.state.jiesu = state
+    app.state.metrics = Metrics()
+    app.add_middleware(MetricsMiddleware)
+    for module in (tickets, review, scores, units, ops):
+        app.include_router(module.router)
+    return app

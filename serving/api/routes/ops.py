@@ -1,0 +1,81 @@
+"""Operations: health, readiness, Prometheus metrics, the current model and reloading it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from pydantic import BaseModel
+from sqlalchemy import func, select, text
+
+from serving.api.deps import CurrentActor, SessionDep, StateDep, require
+from serving.bundle import BundleError
+from serving.store.models import TicketRow
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="The process is up")
+def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Database reachable and a model loaded")
+def readyz(state: StateDep, session: SessionDep, response: Response) -> dict:
+    checks = {}
+    try:
+        session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any database failure means not ready
+        checks["database"] = f"error: {type(exc).__name__}"
+    checks["model"] = "ok" if state.predictor is not None else f"error: {state.model_error or 'no model loaded'}"
+    ready = all(v == "ok" for v in checks.values())
+    response.status_code = 200 if ready else 503
+    return {"status": "ready" if ready else "not ready", "checks": checks}
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+def metrics(request: Request, session: SessionDep) -> Response:
+    counts = dict(session.execute(select(TicketRow.status, func.count()).group_by(TicketRow.status)).all())
+    return Response(request.app.state.metrics.render(counts), media_type="text/plain; version=0.0.4")
+
+
+class ModelInfo(BaseModel):
+    path: str | None
+    kind: str | None
+    created_at: str | None
+    labels: list[str]
+    metrics: dict
+    training_data: dict
+
+
+class ReloadBody(BaseModel):
+    path: str | None = None
+
+
+def model_info(state) -> ModelInfo:
+    predictor = state.predictor
+    if predictor is None:
+        raise HTTPException(503, f"no model is loaded: {state.model_error or 'set JIESU_MODEL_PATH'}")
+    data = predictor.manifest.data
+    return ModelInfo(path=str(state.model_path), kind=data.get("kind"), created_at=data.get("created_at"),
+                     labels=predictor.labels, metrics=data.get("metrics", {}),
+                     training_data={k: v for k, v in data.get("training_data", {}).items() if k != "files"})
+
+
+@router.get("/v1/models/current", response_model=ModelInfo, summary="The model serving now")
+def current_model(state: StateDep, actor: CurrentActor) -> ModelInfo:
+    return model_info(state)
+
+
+@router.post("/v1/models/reload", response_model=ModelInfo, summary="Load a bundle without restarting (admin)")
+def reload_model(state: StateDep, actor: CurrentActor, body: ReloadBody | None = None) -> ModelInfo:
+    require(actor, "admin")
+    path = Path(body.path) if body and body.path else state.model_path or state.settings.model_path
+    if path is None:
+        raise HTTPException(422, "path: no bundle path given and none configured")
+    try:
+        state.load_model(path)
+    except (BundleError, OSError, ValueError) as exc:
+        raise HTTPException(422, f"path: the bundle was refused, the previous model keeps serving ({exc})") from None
+    return model_info(state)

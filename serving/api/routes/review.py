@@ -1,0 +1,38 @@
+"""The review queue: tickets a person must route, with the model's suggestions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from serving.api.deps import CurrentActor, SessionDep, StateDep, require
+from serving.api.schemas import ReviewItem
+from serving.tickets import TicketService
+
+router = APIRouter(prefix="/v1/review", tags=["review"])
+
+
+def review_reasons(ticket) -> list[str]:
+    for event in reversed(ticket.events):
+        if event.kind == "queued_for_review":
+            return list(event.payload.get("reasons", []))
+        if event.kind == "returned":
+            return ["returned"]
+    return []
+
+
+@router.get("/queue", response_model=list[ReviewItem], summary="Tickets waiting for a reviewer")
+def review_queue(state: StateDep, session: SessionDep, actor: CurrentActor,
+                 limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                 offset: Annotated[int, Query(ge=0)] = 0) -> list[ReviewItem]:
+    require(actor, "reviewer")
+    tickets = TicketService(session, state.taxonomy, state.predictor, None).review_queue(limit, offset)
+    items = []
+    for ticket in tickets:
+        session.refresh(ticket, ["events"])
+        items.append(ReviewItem(
+            ticket_id=ticket.id, received_at=ticket.received_at, title=ticket.title, text=ticket.text,
+            reasons=review_reasons(ticket), suggestions=[tuple(x) for x in ticket.classification.get("category_top3", [])],
+            district=ticket.classification.get("district"), street=ticket.classification.get("street")))
+    return items

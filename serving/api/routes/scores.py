@@ -1,0 +1,26 @@
+"""GET /v1/scores: the 三率 of every unit of one level for one month, ranked."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+
+from serving.api.deps import CurrentActor, SessionDep, StateDep
+from serving.api.schemas import ScoreOut
+from serving.scores import monthly_scores
+
+router = APIRouter(prefix="/v1", tags=["scores"])
+
+
+@router.get("/scores", response_model=list[ScoreOut], summary="三率 scores and ranks for a month")
+def scores(state: StateDep, session: SessionDep, actor: CurrentActor,
+           month: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")],
+           level: Literal["street", "district", "department", "company"] = "street") -> list[ScoreOut]:
+    try:
+        results = monthly_scores(session, state.taxonomy, month, level)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    if actor.role == "unit":
+        results = [s for s in results if s.unit_id == actor.unit_id]
+    return [ScoreOut(**{k: v for k, v in s.__dict__.items() if k != "ticket_ids"}) for s in results]

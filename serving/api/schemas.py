@@ -1,0 +1,132 @@
+"""Request and response bodies. Validation errors answer 422 naming the field."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from serving.appeals import MAX_TEXT_CHARS, MAX_TITLE_CHARS
+
+Channel = Literal["phone", "web", "wechat", "app", "weibo", "board", "other"]
+
+
+class Caller(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, max_length=100)
+    phone: str | None = Field(None, max_length=40, pattern=r"^[0-9+\-() ]*$")
+
+
+class AppealIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(max_length=MAX_TEXT_CHARS, description="What the citizen said (required)")
+    title: str | None = Field(None, max_length=MAX_TITLE_CHARS)
+    channel: Channel = "other"
+    received_at: datetime | None = Field(None, description="When the hotline received it (timezone required)")
+    address: str | None = Field(None, max_length=500)
+    caller: Caller | None = None
+    at: datetime | None = Field(None, description="Admin import only: the time of this record")
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text must not be empty")
+        if "\x00" in value:
+            raise ValueError("text must not contain NUL characters")
+        return value
+
+    @field_validator("received_at", "at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give a timezone, e.g. 2026-11-27T09:30:00+08:00")
+        return value
+
+
+class UnitRef(BaseModel):
+    id: str
+    name: str
+    kind: str
+
+
+class Category(BaseModel):
+    label: str
+    confidence: float
+    top3: list[tuple[str, float]]
+
+
+class Classification(BaseModel):
+    category: Category
+    urgency: int
+    urgency_reason: str
+    appeal_type: str
+    district: str | None
+    street: str | None
+
+
+class Dispatch(BaseModel):
+    mode: Literal["direct", "joint", "review"]
+    primary_unit: UnitRef | None
+    co_units: list[UnitRef]
+    respond_by: datetime | None
+    resolve_by: datetime | None
+
+
+class EventOut(BaseModel):
+    id: int
+    kind: str
+    actor: str
+    unit_id: str | None
+    at: datetime
+    payload: dict
+
+
+class TicketOut(BaseModel):
+    ticket_id: int
+    status: str
+    received_at: datetime
+    channel: str
+    title: str
+    text: str
+    classification: Classification
+    dispatch: Dispatch
+    unreasonable: bool
+    group_appeal: bool
+    long_standing: bool
+    events: list[EventOut] | None = None
+
+
+class ActionBody(BaseModel):
+    """Every action takes a JSON object; the fields each action needs are checked by the action."""
+
+    model_config = ConfigDict(extra="allow")
+    at: datetime | None = Field(None, description="Admin import only: when the action happened")
+
+
+class ReviewItem(BaseModel):
+    ticket_id: int
+    received_at: datetime
+    title: str
+    text: str
+    reasons: list[str]
+    suggestions: list[tuple[str, float]]
+    district: str | None
+    street: str | None
+
+
+class ScoreOut(BaseModel):
+    unit_id: str
+    unit_name: str
+    dispatched: int
+    responded_on_time: int
+    evaluated: int
+    resolved: int
+    satisfied: float
+    response_rate: float
+    resolution_rate: float
+    satisfaction_rate: float
+    bonus: float
+    score: float
+    rank: int

@@ -1,0 +1,40 @@
+"""三率 scores from the store: load the month's tickets and their events, score them in the domain."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from serving.domain.records import Event
+from serving.domain.scoring import TicketFacts, UnitScore, score_units
+from serving.store.models import TicketRow, UnitRow
+from taxonomy import Taxonomy
+
+HOTLINE_TZ = ZoneInfo("Asia/Shanghai")
+LEVELS = ("street", "district", "department", "company")
+
+
+def parse_month(month: str) -> tuple[datetime, datetime]:
+    try:
+        start = datetime.strptime(month, "%Y-%m").replace(tzinfo=HOTLINE_TZ)
+    except ValueError:
+        raise ValueError(f"month: {month!r} is not YYYY-MM") from None
+    end = (start + timedelta(days=32)).replace(day=1)
+    return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+
+
+def monthly_scores(session: Session, taxonomy: Taxonomy, month: str, level: str) -> list[UnitScore]:
+    if level not in LEVELS:
+        raise ValueError(f"level: must be one of {', '.join(LEVELS)}")
+    start, end = parse_month(month)
+    rows = session.execute(select(TicketRow).where(TicketRow.received_at >= start, TicketRow.received_at < end)
+                           .options(selectinload(TicketRow.events))).scalars()
+    facts = [TicketFacts(ticket_id=t.id, received_at=t.received_at, group_appeal=t.group_appeal,
+                         long_standing=t.long_standing,
+                         events=tuple(Event(kind=e.kind, at=e.at, actor=e.actor, unit_id=e.unit_id, payload=e.payload)
+                                      for e in t.events)) for t in rows]
+    names = {u.id: u.name for u in session.execute(select(UnitRow).where(UnitRow.kind == level)).scalars()}
+    return score_units(facts, month, taxonomy.scoring, names, HOTLINE_TZ)

@@ -1,0 +1,20 @@
+"""Settings, in one place, from environment variables prefixed ``JIESU_`` (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JIESU_", env_file=None, extra="ignore")
+
+    database_url: str = Field("sqlite:///var/jiesu.db", description="SQLAlchemy URL: sqlite:///… or postgresql+psycopg://…")
+    model_path: Path | None = Field(None, description="Model bundle directory; the service refuses to start without one")
+    bootstrap_admin_key: str | None = Field(None, description="An admin API key created at start when not yet present")
+    review_threshold: float | None = Field(None, ge=0, le=1, description="Category confidence below which a ticket goes to review; default from the profile's dispatch.yaml")
+    profile: str = Field("beijing", description="Taxonomy profile name or directory")
+    data_dir: Path | None = Field(None, description="Shared data directory (official street list)")
+    predict_workers: int = Field(1, ge=1, description="Processes for batch prediction in the CLI")

@@ -1,0 +1,142 @@
+"""Tables. Every state change of a ticket is an ``events`` row; ``tickets`` and ``ticket_units`` hold the
+current state derived from those events, for fast listing, and can be rebuilt from them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.types import TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator):
+    """Timestamps are stored in UTC and always come back timezone-aware (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: jiesu stores only timezone-aware timestamps")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class UnitRow(Base):
+    __tablename__ = "units"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    district_code: Mapped[str | None] = mapped_column(String(12), index=True)
+    department_id: Mapped[str | None] = mapped_column(String(64))
+    service: Mapped[str | None] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16), default="profile")  # profile | import
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class TicketRow(Base):
+    __tablename__ = "tickets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text)
+    address: Mapped[str | None] = mapped_column(Text)
+    caller_name: Mapped[str | None] = mapped_column(String(100))
+    caller_phone: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    mode: Mapped[str] = mapped_column(String(8))
+    category: Mapped[str] = mapped_column(String(200))
+    category_confidence: Mapped[float] = mapped_column(Float)
+    urgency: Mapped[int] = mapped_column(Integer)
+    appeal_type: Mapped[str] = mapped_column(String(8))
+    district_id: Mapped[str | None] = mapped_column(String(64))
+    street_id: Mapped[str | None] = mapped_column(String(64))
+    primary_unit_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    respond_by: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolve_by: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    group_appeal: Mapped[bool] = mapped_column(Boolean, default=False)
+    long_standing: Mapped[bool] = mapped_column(Boolean, default=False)
+    unreasonable: Mapped[bool] = mapped_column(Boolean, default=False)
+    classification: Mapped[dict] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    units: Mapped[list["TicketUnitRow"]] = relationship(back_populates="ticket", cascade="all, delete-orphan",
+                                                        order_by="TicketUnitRow.id")
+    events: Mapped[list["EventRow"]] = relationship(back_populates="ticket", order_by="EventRow.id")
+
+    __mapper_args__ = {"version_id_col": version}  # two concurrent actions: the second fails, never both win
+
+
+class TicketUnitRow(Base):
+    __tablename__ = "ticket_units"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    unit_id: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(12))  # primary | co | whistled
+    assigned_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    respond_by: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    ticket: Mapped[TicketRow] = relationship(back_populates="units")
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(24), index=True)
+    actor: Mapped[str] = mapped_column(String(80))
+    unit_id: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    ticket: Mapped[TicketRow] = relationship(back_populates="events")
+
+
+class ApiKeyRow(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    unit_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class IdempotencyRow(Base):
+    __tablename__ = "idempotency_keys"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CorrectionRow(Base):
+    __tablename__ = "corrections"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"))
+    title: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(200))
+    urgency: Mapped[int] = mapped_column(Integer)
+    appeal_type: Mapped[str] = mapped_column(String(8))
+    unit_id: Mapped[str | None] = mapped_column(String(64))
+    district_id: Mapped[str | None] = mapped_column(String(64))
+    predicted: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+Index("ix_ticket_units_unit_active", TicketUnitRow.unit_id, TicketUnitRow.active)
