@@ -208,6 +208,11 @@ def taxonomy_places(
                            "evidence": list(match.evidence), "ambiguous": list(match.ambiguous)}, ensure_ascii=False))
 
 
+from serving.cli_service import register  # noqa: E402 - after _guard, which it wraps commands with
+
+register(app, _guard)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

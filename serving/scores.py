@@ -22,8 +22,11 @@ def parse_month(month: str) -> tuple[datetime, datetime]:
         start = datetime.strptime(month, "%Y-%m").replace(tzinfo=HOTLINE_TZ)
     except ValueError:
         raise ValueError(f"month: {month!r} is not YYYY-MM") from None
-    end = (start + timedelta(days=32)).replace(day=1)
-    return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+    try:
+        end = (start + timedelta(days=32)).replace(day=1)
+        return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(f"month: {month!r} is out of range") from None
 
 
 def monthly_scores(session: Session, taxonomy: Taxonomy, month: str, level: str) -> list[UnitScore]:

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from serving.appeals import MAX_TEXT_CHARS, MAX_TITLE_CHARS
+from taxonomy.text import normalize
 
 Channel = Literal["phone", "web", "wechat", "app", "weibo", "board", "other"]
 
@@ -31,8 +32,8 @@ class AppealIn(BaseModel):
     @field_validator("text")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("text must not be empty")
+        if not normalize(value):
+            raise ValueError("text must not be empty (it holds only spaces or invisible characters)")
         if "\x00" in value:
             raise ValueError("text must not contain NUL characters")
         return value
@@ -103,6 +104,14 @@ class ActionBody(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     at: datetime | None = Field(None, description="Admin import only: when the action happened")
+    as_unit: str | None = Field(None, description="Admin import only: the unit that took a unit's action")
+
+    @field_validator("at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give a timezone, e.g. 2026-11-27T09:30:00+08:00")
+        return value
 
 
 class ReviewItem(BaseModel):

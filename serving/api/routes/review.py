@@ -25,7 +25,7 @@ def review_reasons(ticket) -> list[str]:
 @router.get("/queue", response_model=list[ReviewItem], summary="Tickets waiting for a reviewer")
 def review_queue(state: StateDep, session: SessionDep, actor: CurrentActor,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                 offset: Annotated[int, Query(ge=0)] = 0) -> list[ReviewItem]:
+                 offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> list[ReviewItem]:
     require(actor, "reviewer")
     tickets = TicketService(session, state.taxonomy, state.predictor, None).review_queue(limit, offset)
     items = []

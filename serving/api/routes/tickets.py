@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response
 
 from serving.api.deps import CurrentActor, SessionDep, StateDep, require
 from serving.api.schemas import ActionBody, AppealIn, TicketOut
 from serving.api.shape import ticket_out
-from serving.domain.workflow import RULES, IllegalTransition, NotPermitted
+from serving.appeals import AppealInputError
+from serving.domain.workflow import RULES, Actor, IllegalTransition, NotPermitted
 from serving.tickets import Conflict, Intake, InvalidAction, TicketNotFound, TicketService
 
 router = APIRouter(prefix="/v1", tags=["tickets"])
 Action = Literal[tuple(RULES)]  # type: ignore[valid-type]
+TicketId = Annotated[int, Path(ge=1, le=2**62, description="The ticket number")]
 
 
 def service(state, session) -> TicketService:
@@ -36,6 +38,8 @@ def receive_appeal(body: AppealIn, state: StateDep, session: SessionDep, actor: 
         ticket, created = service(state, session).intake(intake, actor, idempotency_key, at=body.at)
     except Conflict as exc:
         raise HTTPException(409, f"Idempotency-Key: {exc}") from None
+    except AppealInputError as exc:
+        raise HTTPException(422, {"message": str(exc), "field": exc.field}) from None
     if not created:
         response.status_code = 200
     else:
@@ -44,7 +48,7 @@ def receive_appeal(body: AppealIn, state: StateDep, session: SessionDep, actor: 
 
 
 @router.get("/tickets/{ticket_id}", response_model=TicketOut, summary="A ticket with its events")
-def get_ticket(ticket_id: int, state: StateDep, session: SessionDep, actor: CurrentActor) -> TicketOut:
+def get_ticket(ticket_id: TicketId, state: StateDep, session: SessionDep, actor: CurrentActor) -> TicketOut:
     svc = TicketService(session, state.taxonomy, state.predictor, state.settings.review_threshold)
     try:
         ticket = svc.get(ticket_id)
@@ -60,7 +64,7 @@ def list_tickets(state: StateDep, session: SessionDep, actor: CurrentActor,
                  status: Literal["review", "dispatched", "accepted", "replied", "evaluated", "closed"] | None = None,
                  unit_id: Annotated[str | None, Query(max_length=64)] = None, overdue: bool | None = None,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                 offset: Annotated[int, Query(ge=0)] = 0) -> list[TicketOut]:
+                 offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> list[TicketOut]:
     if actor.role == "unit":
         if unit_id and unit_id != actor.unit_id:
             raise HTTPException(403, f"unit_id: a unit key sees only its own tickets ({actor.unit_id})")
@@ -71,13 +75,17 @@ def list_tickets(state: StateDep, session: SessionDep, actor: CurrentActor,
 
 
 @router.post("/tickets/{ticket_id}/{action}", response_model=TicketOut, summary="Act on a ticket")
-def act(ticket_id: int, action: Action, body: ActionBody, state: StateDep, session: SessionDep,
+def act(ticket_id: TicketId, action: Action, body: ActionBody, state: StateDep, session: SessionDep,
         actor: CurrentActor) -> TicketOut:
     if body.at is not None and actor.role != "admin":
         raise HTTPException(403, "at: only the admin (import) role may set the time of an action")
+    payload = body.model_dump(exclude={"at"})
+    if actor.role == "admin" and isinstance(payload.get("as_unit"), str):
+        # importing history: the admin records what a unit did, as that unit
+        actor = Actor(role="unit", unit_id=payload.pop("as_unit"), key_id=actor.key_id)
     svc = TicketService(session, state.taxonomy, state.predictor, state.settings.review_threshold)
     try:
-        ticket = svc.act(ticket_id, action, body.model_dump(exclude={"at"}), actor, at=body.at)
+        ticket = svc.act(ticket_id, action, payload, actor, at=body.at)
     except TicketNotFound:
         raise HTTPException(404, f"ticket {ticket_id} not found") from None
     except IllegalTransition as exc:

@@ -1,0 +1,144 @@
+"""``jiesu`` commands around the service: serve, keys, units, scores, corrections, supervise.
+
+They read the same settings as the service (``JIESU_DATABASE_URL`` …), so they act on the same database.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from serving.settings import Settings
+
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+units_app = typer.Typer(help="The unit registry.", no_args_is_help=True)
+corrections_app = typer.Typer(help="Reviewer corrections as training data.", no_args_is_help=True)
+DbOpt = Annotated[Optional[str], typer.Option("--database-url", help="Overrides JIESU_DATABASE_URL.")]
+
+
+def _settings(database_url: str | None) -> Settings:
+    settings = Settings()
+    return settings.model_copy(update={"database_url": database_url}) if database_url else settings
+
+
+def _session(settings: Settings):
+    from serving.store.db import make_engine, migrate, session_factory
+
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    return session_factory(engine)()
+
+
+def _synced_session(settings: Settings):
+    from serving.units import sync_units
+    from taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy(settings.profile, data_dir=settings.data_dir)
+    session = _session(settings)
+    sync_units(session, taxonomy)
+    return session, taxonomy
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    model: Annotated[Optional[Path], typer.Option("--model", help="Overrides JIESU_MODEL_PATH.")] = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Run the HTTP service (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from serving.api.app import create_app
+
+    settings = _settings(database_url)
+    if model is not None:
+        settings = settings.model_copy(update={"model_path": model})
+    app = create_app(settings)
+    state = app.state.jiesu
+    typer.echo(f"jiesu: database {settings.database_url}; model "
+               f"{state.model_path if state.predictor else 'NOT LOADED: ' + str(state.model_error)}", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option("--role", help="intake, unit, reviewer, callback, analyst or admin.")],
+    unit: Annotated[Optional[str], typer.Option("--unit", help="The unit a unit key acts for.")] = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Create an API key and print it (only its hash is stored)."""
+    from serving.keys import create_key
+
+    session, _ = _synced_session(_settings(database_url))
+    with session:
+        typer.echo(create_key(session, role, unit))
+
+
+@units_app.command("import")
+def units_import(file: Annotated[Path, typer.Argument(help="Official street list (code,name,areaCode).")],
+                 database_url: DbOpt = None) -> None:
+    """Import an official street list into the registry."""
+    from serving.units import import_units
+
+    session, taxonomy = _synced_session(_settings(database_url))
+    with session:
+        typer.echo(f"imported {import_units(session, file, taxonomy)} units from {file}")
+
+
+def scores(
+    month: Annotated[str, typer.Option("--month", help="YYYY-MM")],
+    level: Annotated[str, typer.Option("--level", help="street, district, department or company")] = "street",
+    database_url: DbOpt = None,
+) -> None:
+    """Print the month's 三率 scores and ranks as JSON lines."""
+    from serving.scores import monthly_scores
+
+    session, taxonomy = _synced_session(_settings(database_url))
+    with session:
+        for score in monthly_scores(session, taxonomy, month, level):
+            row = {k: v for k, v in score.__dict__.items() if k != "ticket_ids"}
+            typer.echo(json.dumps(row, ensure_ascii=False))
+
+
+def supervise(database_url: DbOpt = None) -> None:
+    """督办: flag every overdue open ticket with a supervised event (run it from a scheduler)."""
+    from serving.tickets import TicketService
+
+    session, taxonomy = _synced_session(_settings(database_url))
+    with session:
+        flagged = TicketService(session, taxonomy, None, None).supervise()
+    typer.echo(f"flagged {len(flagged)} overdue tickets")
+
+
+@corrections_app.command("export")
+def corrections_export(out: Annotated[Path, typer.Option("--out", help="JSONL file to write.")],
+                       database_url: DbOpt = None) -> None:
+    """Write reviewer corrections in the training data format (title, text, category, urgency, …)."""
+    from sqlalchemy import select
+
+    from serving.store.models import CorrectionRow
+
+    session, _ = _synced_session(_settings(database_url))
+    count = 0
+    with session, out.open("w", encoding="utf-8") as fh:
+        for row in session.execute(select(CorrectionRow).order_by(CorrectionRow.id)).scalars():
+            fh.write(json.dumps({
+                "id": f"correction-{row.id}", "title": row.title, "text": row.text, "category": row.category,
+                "urgency": row.urgency, "appeal_type": row.appeal_type, "unit": row.unit_id or "",
+                "district": row.district_id or "", "created_at": row.created_at.isoformat()},
+                ensure_ascii=False) + "\n")
+            count += 1
+    typer.echo(f"wrote {count} corrections to {out}")
+
+
+def register(app: typer.Typer, guard) -> None:
+    app.command()(guard(serve))
+    app.command()(guard(scores))
+    app.command()(guard(supervise))
+    for sub, name in ((keys_app, "keys"), (units_app, "units"), (corrections_app, "corrections")):
+        for command in sub.registered_commands:
+            command.callback = guard(command.callback)
+        app.add_typer(sub, name=name)
