@@ -1,5 +1,6 @@
 """Fitting the fast category model: TF-IDF blocks (title characters, body characters, body jieba words)
-and a linear SVM, calibrated by temperature scaling on the validation split.
+and a linear SVM, calibrated by temperature scaling on the validation split, then refitted on train +
+validation.
 
 Why this shape: on the public 问政 data a character 1–3-gram TF-IDF + LinearSVC reaches about 0.905
 macro-F1; a separate title block (titles carry the topic densely) and jieba word unigrams and bigrams
@@ -40,6 +41,8 @@ class FittedLinear:
     intercept: np.ndarray
     temperature: float
     config: LinearConfig
+    validation_scores: np.ndarray | None = None  # margins of the train-only model on validation
+    validation_rows: list[int] | None = None  # which validation rows those are (labels known to training)
 
 
 def _counts(config: LinearConfig, titles, texts) -> list[sp.csr_matrix]:
@@ -75,26 +78,37 @@ def fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
     return float(np.exp(result.x))
 
 
+def _fit_svm(config: LinearConfig, titles, texts, y, n_labels: int, seed: int):
+    counts = _counts(config, titles, texts)
+    columns, idfs = _vocabulary(config, counts)
+    classifier = LinearSVC(C=config.C, class_weight=config.class_weight, max_iter=config.max_iter, random_state=seed)
+    classifier.fit(_matrix(config, counts, columns, idfs), y)
+    coef, intercept = classifier.coef_, classifier.intercept_
+    if n_labels == 2:  # a binary SVM has one row; give each class its own score column
+        coef, intercept = np.vstack([-coef[0], coef[0]]), np.array([-intercept[0], intercept[0]])
+    return columns, idfs, coef, intercept
+
+
 def fit_linear(train_titles, train_texts, train_labels, val_titles, val_texts, val_labels,
-               config: LinearConfig = LinearConfig(), seed: int = 13) -> FittedLinear:
+               config: LinearConfig = LinearConfig(), seed: int = 13, refit: bool = True) -> FittedLinear:
+    """Fit on train and choose the temperature on validation; then, with ``refit``, fit the same
+    configuration again on train + validation (more data, about +0.4 macro-F1 on the public data) and
+    keep the temperature. ``validation_scores`` are the train-only model's, so they stay honest."""
     labels = sorted(set(train_labels))
     if len(labels) < 2:
         raise ValueError(f"training needs at least two categories, found {labels}")
     index = {label: i for i, label in enumerate(labels)}
-    train_counts = _counts(config, train_titles, train_texts)
-    columns, idfs = _vocabulary(config, train_counts)
-    x_train = _matrix(config, train_counts, columns, idfs)
     y_train = np.array([index[y] for y in train_labels])
-    classifier = LinearSVC(C=config.C, class_weight=config.class_weight, max_iter=config.max_iter, random_state=seed)
-    classifier.fit(x_train, y_train)
-    coef, intercept = classifier.coef_, classifier.intercept_
-    if len(labels) == 2:  # a binary SVM has one row; give each class its own score column
-        coef, intercept = np.vstack([-coef[0], coef[0]]), np.array([-intercept[0], intercept[0]])
+    columns, idfs, coef, intercept = _fit_svm(config, train_titles, train_texts, y_train, len(labels), seed)
     known = [i for i, y in enumerate(val_labels) if y in index]
-    temperature = 1.0
+    temperature, validation_scores = 1.0, None
     if known:
         val_counts = _counts(config, [val_titles[i] for i in known], [val_texts[i] for i in known])
-        x_val = _matrix(config, val_counts, columns, idfs)
-        scores = np.asarray(x_val @ coef.T) + intercept
-        temperature = fit_temperature(scores, np.array([index[val_labels[i]] for i in known]))
-    return FittedLinear(labels, columns, idfs, coef, intercept, temperature, config)
+        validation_scores = np.asarray(_matrix(config, val_counts, columns, idfs) @ coef.T) + intercept
+        temperature = fit_temperature(validation_scores, np.array([index[val_labels[i]] for i in known]))
+        if refit:
+            titles = list(train_titles) + [val_titles[i] for i in known]
+            texts = list(train_texts) + [val_texts[i] for i in known]
+            y_all = np.concatenate([y_train, [index[val_labels[i]] for i in known]])
+            columns, idfs, coef, intercept = _fit_svm(config, titles, texts, y_all, len(labels), seed)
+    return FittedLinear(labels, columns, idfs, coef, intercept, temperature, config, validation_scores, known)

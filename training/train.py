@@ -1,9 +1,9 @@
 """``jiesu train``: labelled appeals in, a model bundle out, evaluated exactly as it will be served.
 
 Steps: load and validate the data (``training.data``), split it (stratified, seeded, duplicates kept
-together), fit on train, calibrate on validation, write the bundle into a temporary directory, load it
-back through ``serving`` and evaluate the test split with it, write the report, then move the bundle
-into place. A failed run leaves any previous bundle at ``out`` untouched.
+together), fit on train, calibrate on validation, refit on train + validation, write the bundle into a
+temporary directory, load it back through ``serving`` and evaluate the test split with it, write the
+report, then move the bundle into place. A failed run leaves any previous bundle at ``out`` untouched.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 
 from serving.bundle import Manifest, write_manifest
-from serving.linear import LinearCategoryModel, write_weights
+from serving.linear import LinearCategoryModel, softmax, write_weights
 from taxonomy import Taxonomy
 from training.data import SplitConfig, assign_splits, fingerprint, load_frame
 from training.evaluate import compute_metrics, write_report
@@ -77,7 +77,8 @@ def train(config: TrainConfig, taxonomy: Taxonomy, log=print) -> TrainResult:
             "preprocessing": linear_config.preprocessing.to_dict(),
             "features": [spec.to_dict() for spec in linear_config.features],
             "classifier": {"type": "LinearSVC", "C": linear_config.C, "class_weight": linear_config.class_weight,
-                           "calibration": "temperature", "temperature": fitted.temperature},
+                           "calibration": "temperature (fitted on validation)", "temperature": fitted.temperature,
+                           "refit_on": "train+validation"},
             "taxonomy": {"profile": taxonomy.name},
             "training_data": {
                 "files": [str(p) for p in config.data],
@@ -89,12 +90,14 @@ def train(config: TrainConfig, taxonomy: Taxonomy, log=print) -> TrainResult:
         }
         served = LinearCategoryModel(Manifest(staging, manifest_data))  # evaluate what serving will load
         metrics = {}
-        for name in ("validation", "test"):
-            part = parts[name]
-            known = part[part["category"].isin(fitted.labels)]
-            if len(known):
-                probabilities = served.predict_proba(list(known["title"]), list(known["text"]))
-                metrics[name] = compute_metrics(fitted.labels, list(known["category"]), probabilities)
+        if fitted.validation_scores is not None:  # the train-only model, before the refit saw validation
+            rows = parts["validation"].iloc[fitted.validation_rows]
+            metrics["validation"] = compute_metrics(fitted.labels, list(rows["category"]),
+                                                    softmax(fitted.validation_scores, fitted.temperature))
+        test = parts["test"][parts["test"]["category"].isin(fitted.labels)]
+        if len(test):
+            probabilities = served.predict_proba(list(test["title"]), list(test["text"]))
+            metrics["test"] = compute_metrics(fitted.labels, list(test["category"]), probabilities)
         evaluated = "test" if "test" in metrics else "validation" if "validation" in metrics else None
         if evaluated:
             write_report(staging, metrics[evaluated], f"category ({evaluated} split, {metrics[evaluated]['n']} appeals)")
