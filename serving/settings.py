@@ -17,4 +17,5 @@ class Settings(BaseSettings):
     review_threshold: float | None = Field(None, ge=0, le=1, description="Category confidence below which a ticket goes to review; default from the profile's dispatch.yaml")
     profile: str = Field("beijing", description="Taxonomy profile name or directory")
     data_dir: Path | None = Field(None, description="Shared data directory (official street list)")
+    supervise_interval_s: float = Field(300, ge=0, description="Seconds between 督办 sweeps of overdue tickets; 0: off")
     predict_workers: int = Field(1, ge=1, description="Processes for batch prediction in the CLI")

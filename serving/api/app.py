@@ -2,10 +2,15 @@
 
 On start: open the database and upgrade its schema, sync the profile's units, seed the bootstrap admin
 key, load the model. A missing or bad model leaves the service up but not ready (``/readyz`` 503), so
-an operator can fix it and ``POST /v1/models/reload``.
+an operator can fix it and ``POST /v1/models/reload``. While running, a background thread flags overdue
+tickets (督办) every ``JIESU_SUPERVISE_INTERVAL_S`` seconds.
 """
 
 from __future__ import annotations
+
+import logging
+import threading
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -18,6 +23,8 @@ from serving.settings import Settings
 from serving.store.db import make_engine, migrate, session_factory
 from serving.units import sync_units
 from taxonomy import load_taxonomy
+
+logger = logging.getLogger("jiesu")
 
 
 def build_state(settings: Settings) -> ServiceState:
@@ -40,9 +47,31 @@ def build_state(settings: Settings) -> ServiceState:
     return state
 
 
+def supervision_loop(state: ServiceState, stop: threading.Event) -> None:
+    """督办: flag overdue tickets every ``supervise_interval_s`` seconds until the app stops."""
+    from serving.tickets import TicketService
+
+    while not stop.wait(state.settings.supervise_interval_s):
+        try:
+            with state.sessions() as session:
+                TicketService(session, state.taxonomy, None, None).supervise()
+        except Exception:  # noqa: BLE001 - a failed sweep is logged and retried next interval
+            logger.exception("supervision sweep failed")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    state: ServiceState = app.state.jiesu
+    stop = threading.Event()
+    if state.settings.supervise_interval_s > 0:
+        threading.Thread(target=supervision_loop, args=(state, stop), daemon=True, name="supervision").start()
+    yield
+    stop.set()
+
+
 def create_app(settings: Settings | None = None, state: ServiceState | None = None) -> FastAPI:
     state = state or build_state(settings or Settings())
-    app = FastAPI(title="jiesu 接诉", version="0.1.0",
+    app = FastAPI(title="jiesu 接诉", version="0.1.0", lifespan=lifespan,
                   description="Classify, dispatch, track and score city hotline appeals (接诉即办).")
     app.state.jiesu = state
     app.state.metrics = Metrics()
