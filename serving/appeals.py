@@ -47,3 +47,32 @@ def validate_appeal(appeal: AppealInput) -> AppealInput:
     if not normalize(appeal.text):
         raise AppealInputError("text", "is empty", appeal.id)
     return appeal
+
+
+class JsonlError(ValueError):
+    """A JSON-lines file has a line that is not a UTF-8 JSON object: names the line."""
+
+    def __init__(self, line: int, reason: str):
+        self.line, self.reason = line, reason
+        super().__init__(f"line {line}: {reason}")
+
+
+def read_jsonl(path) -> list[tuple[int, dict]]:
+    """(line number, object) for every non-blank line; the first bad line raises ``JsonlError``."""
+    import json
+
+    rows = []
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
+            except UnicodeDecodeError as exc:
+                raise JsonlError(number, f"not valid UTF-8 ({exc.reason})") from None
+            except json.JSONDecodeError as exc:
+                raise JsonlError(number, f"not valid JSON ({exc.msg})") from None
+            if not isinstance(obj, dict):
+                raise JsonlError(number, "expected a JSON object")
+            rows.append((number, obj))
+    return rows

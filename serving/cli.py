@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from serving.bundle import BundleError
-from serving.appeals import AppealInput, AppealInputError
+from serving.appeals import AppealInput, AppealInputError, JsonlError, read_jsonl
 from taxonomy import DEFAULT_PROFILE, TaxonomyError, load_taxonomy
 
 app = typer.Typer(help="jiesu (接诉): classify, dispatch, track and score city hotline appeals.",
@@ -119,29 +119,21 @@ def read_predict_input(path: Path) -> list[AppealInput]:
     """Lines of ``{"id", "title", "text", "address"?}``; the first bad line stops the run."""
     if not path.exists():
         raise CliError(f"{path}: file not found")
+    try:
+        rows = read_jsonl(path)
+    except JsonlError as exc:
+        raise CliError(f"{path}: {exc}") from None
     appeals = []
-    with path.open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-                obj = json.loads(line)
-            except UnicodeDecodeError as exc:
-                raise CliError(f"{path}: line {number}: not valid UTF-8 ({exc.reason})") from None
-            except json.JSONDecodeError as exc:
-                raise CliError(f"{path}: line {number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise CliError(f"{path}: line {number}: expected a JSON object")
-            if "text" not in obj:
-                raise CliError(f"{path}: line {number}: text: missing")
-            for key in ("text", "title", "address"):
-                if obj.get(key) is not None and not isinstance(obj[key], str):
-                    raise CliError(f"{path}: line {number}: {key}: must be a string")
-            appeal_id = obj.get("id", number)
-            appeals.append(AppealInput(text=obj["text"] or "", title=obj.get("title") or "",
-                                       id=str(appeal_id) if appeal_id is not None else None,
-                                       address=obj.get("address")))
+    for number, obj in rows:
+        if "text" not in obj:
+            raise CliError(f"{path}: line {number}: text: missing")
+        for key in ("text", "title", "address"):
+            if obj.get(key) is not None and not isinstance(obj[key], str):
+                raise CliError(f"{path}: line {number}: {key}: must be a string")
+        appeal_id = obj.get("id", number)
+        appeals.append(AppealInput(text=obj["text"] or "", title=obj.get("title") or "",
+                                   id=str(appeal_id) if appeal_id is not None else None,
+                                   address=obj.get("address")))
     return appeals
 
 

@@ -14,7 +14,6 @@ Rules this module implements:
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from serving.appeals import JsonlError, read_jsonl
 from taxonomy import Taxonomy
 from taxonomy.text import normalize
 
@@ -80,23 +80,10 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
-    rows = []
-    with path.open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                raise DataError(path, f"not valid UTF-8 ({exc.reason})", row=number) from None
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(path, f"not valid JSON: {exc.msg}", row=number) from None
-            if not isinstance(obj, dict):
-                raise DataError(path, "each line must be a JSON object", row=number)
-            rows.append(obj)
-    return pd.DataFrame(rows)
+    try:
+        return pd.DataFrame([obj for _, obj in read_jsonl(path)])
+    except JsonlError as exc:
+        raise DataError(path, exc.reason, row=exc.line) from None
 
 
 def read_appeals(path: str | Path, taxonomy: Taxonomy, level: int = 1) -> pd.DataFrame:

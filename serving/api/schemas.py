@@ -10,6 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from serving.appeals import MAX_TEXT_CHARS, MAX_TITLE_CHARS
 from taxonomy.text import normalize
 
+def require_timezone(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError("give a timezone, e.g. 2026-11-27T09:30:00+08:00")
+    return value
+
+
 Channel = Literal["phone", "web", "wechat", "app", "weibo", "board", "other"]
 
 
@@ -38,12 +44,7 @@ class AppealIn(BaseModel):
             raise ValueError("text must not contain NUL characters")
         return value
 
-    @field_validator("received_at", "at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("give a timezone, e.g. 2026-11-27T09:30:00+08:00")
-        return value
+    _aware = field_validator("received_at", "at")(classmethod(lambda cls, v: require_timezone(v)))
 
 
 class UnitRef(BaseModel):
@@ -106,12 +107,7 @@ class ActionBody(BaseModel):
     at: datetime | None = Field(None, description="Admin import only: when the action happened")
     as_unit: str | None = Field(None, description="Admin import only: the unit that took a unit's action")
 
-    @field_validator("at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("give a timezone, e.g. 2026-11-27T09:30:00+08:00")
-        return value
+    _aware = field_validator("at")(classmethod(lambda cls, v: require_timezone(v)))
 
 
 class ReviewItem(BaseModel):
