@@ -90,6 +90,7 @@ class TicketService:
             classification={**_classification(prediction, self.predictor),
                             "dispatch_mode": decision.mode, "dispatch_primary_unit_id": decision.primary_unit_id},
         )
+        _set_category(ticket, prediction.category)
         self.session.add(ticket)
         self.session.flush()
         self._event(ticket, "received", actor, at=received_at, payload={"channel": appeal.channel,
@@ -118,6 +119,7 @@ class TicketService:
 
     def _apply_dispatch(self, ticket: TicketRow, decision: DispatchDecision, actor: Actor, at: datetime,
                         kind: str, extra: dict | None = None) -> None:
+        ticket.accepted_at = None
         for row in ticket.units:
             row.active = False
         if decision.mode == "review":
@@ -190,6 +192,8 @@ class TicketService:
         return ticket
 
     def _accept(self, ticket, body, actor, at, new_state):
+        if actor.unit_id == ticket.primary_unit_id and ticket.accepted_at is None:
+            ticket.accepted_at = at
         for row in ticket.units:
             if row.active and row.unit_id == actor.unit_id and row.role in ("primary", "co") and row.accepted_at is None:
                 row.accepted_at = at
@@ -200,7 +204,7 @@ class TicketService:
         reason = _text(body, "reason")
         for row in ticket.units:
             row.active = False
-        ticket.status, ticket.mode, ticket.primary_unit_id = "review", "review", None
+        ticket.status, ticket.mode, ticket.primary_unit_id, ticket.accepted_at = "review", "review", None, None
         self._event(ticket, "returned", actor, at=at, unit_id=actor.unit_id, payload={"reason": reason})
 
     def _assign(self, ticket, body, actor, at, new_state):
@@ -215,12 +219,15 @@ class TicketService:
                 raise InvalidAction("co_unit_ids", f"unknown unit {unit_id!r}")
         co = [u for u in dict.fromkeys(co) if u != primary]
         before = {"category": ticket.category, "urgency": ticket.urgency}
+        primary_unit = self.session.get(UnitRow, primary)
+        if primary_unit.kind == "street":  # the reviewer's street is where it happens: the place follows
+            ticket.street_id, ticket.district_id = primary, f"district:{primary_unit.district_code}"
         category = body.get("category")
         if category is not None:
             node = self.taxonomy.categories.find(category) if isinstance(category, str) else None
             if node is None:
                 raise InvalidAction("category", f"{category!r} is not in the category tree")
-            ticket.category = node.label
+            _set_category(ticket, node.label)
         urgency = body.get("urgency")
         if urgency is not None:
             if urgency not in (1, 2, 3, 4) or isinstance(urgency, bool):
@@ -284,7 +291,7 @@ class TicketService:
             raise InvalidAction("resolved", "must be true or false")
         if satisfaction not in ("satisfied", "basically_satisfied", "dissatisfied"):
             raise InvalidAction("satisfaction", "must be satisfied, basically_satisfied or dissatisfied")
-        ticket.status = new_state
+        ticket.status, ticket.resolved, ticket.satisfaction = new_state, resolved, satisfaction
         self._event(ticket, "evaluated", actor, at=at, payload={"resolved": resolved, "satisfaction": satisfaction})
 
     def _reopen(self, ticket, body, actor, at, new_state):
@@ -293,7 +300,7 @@ class TicketService:
         for row in ticket.units:
             if row.active and row.role in ("primary", "co"):
                 row.accepted_at, row.respond_by = None, respond_by
-        ticket.status, ticket.respond_by = new_state, respond_by
+        ticket.status, ticket.respond_by, ticket.accepted_at = new_state, respond_by, None
         self._event(ticket, "reopened", actor, at=at, payload={"reason": reason, "respond_by": _iso(respond_by)})
 
     def _close(self, ticket, body, actor, at, new_state):
@@ -330,6 +337,13 @@ class TicketService:
     def _event(self, ticket: TicketRow, kind: str, actor: Actor, *, at: datetime, unit_id: str | None = None,
                payload: dict | None = None) -> None:
         ticket.events.append(EventRow(kind=kind, actor=actor.name, unit_id=unit_id, at=at, payload=payload or {}))
+
+
+def _set_category(ticket: TicketRow, label: str) -> None:
+    parts = label.split("/")
+    ticket.category = label
+    ticket.category_l1, ticket.category_l2, ticket.category_l3 = (
+        "/".join(parts[:n]) if len(parts) >= n else None for n in (1, 2, 3))
 
 
 def _text(body: dict, field: str) -> str:

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from serving.api.metrics import Metrics, MetricsMiddleware
-from serving.api.routes import ops, review, scores, tickets, units
+from serving.api.routes import analytics, ops, review, scores, tickets, units
 from serving.api.state import ServiceState
 from serving.bundle import BundleError
 from serving.keys import create_key
@@ -76,6 +76,6 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
     app.state.jiesu = state
     app.state.metrics = Metrics()
     app.add_middleware(MetricsMiddleware)
-    for module in (tickets, review, scores, units, ops):
+    for module in (tickets, review, scores, units, analytics, ops):
         app.include_router(module.router)
     return app

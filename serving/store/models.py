@@ -59,6 +59,9 @@ class TicketRow(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)
     mode: Mapped[str] = mapped_column(String(8))
     category: Mapped[str] = mapped_column(String(200))
+    category_l1: Mapped[str | None] = mapped_column(String(100), index=True)  # the path's levels, for slicing
+    category_l2: Mapped[str | None] = mapped_column(String(200))
+    category_l3: Mapped[str | None] = mapped_column(String(300))
     category_confidence: Mapped[float] = mapped_column(Float)
     urgency: Mapped[int] = mapped_column(Integer)
     appeal_type: Mapped[str] = mapped_column(String(8))
@@ -67,6 +70,9 @@ class TicketRow(Base):
     primary_unit_id: Mapped[str | None] = mapped_column(String(64), index=True)
     respond_by: Mapped[datetime | None] = mapped_column(UTCDateTime())
     resolve_by: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the current primary's 签收
+    resolved: Mapped[bool | None] = mapped_column(Boolean)  # the latest 回访; None: not evaluated
+    satisfaction: Mapped[str | None] = mapped_column(String(24))
     group_appeal: Mapped[bool] = mapped_column(Boolean, default=False)
     long_standing: Mapped[bool] = mapped_column(Boolean, default=False)
     unreasonable: Mapped[bool] = mapped_column(Boolean, default=False)

