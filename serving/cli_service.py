@@ -172,6 +172,32 @@ def analytics_volume(
             typer.echo(json.dumps(row, ensure_ascii=False))
 
 
+@analytics_app.command("hotspots")
+def analytics_hotspots(
+    data: Annotated[Path, typer.Option("--data", help="Offline appeals: CSV/JSONL with id,title,text,created_at[,likes].")],
+    top: Annotated[int, typer.Option(help="How many hotspots to print.")] = 15,
+    min_size: Annotated[int, typer.Option(help="Smallest cluster that counts as a hotspot.")] = 3,
+    window_days: Annotated[int, typer.Option(help="Days an open hotspot waits for its next appeal.")] = 30,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Also write the hotspots here as JSON.")] = None,
+) -> None:
+    """Find hotspots in an offline file of appeals (one JSON object per hotspot on stdout)."""
+    import time
+
+    from serving.analytics.hotspots import find_hotspots
+    from serving.analytics.sources import appeals_from_file
+
+    appeals, skipped = appeals_from_file(data)
+    started = time.perf_counter()
+    hotspots = find_hotspots(appeals, window_days=window_days, min_size=min_size, top=top)
+    seconds = time.perf_counter() - started
+    for hotspot in hotspots:
+        typer.echo(json.dumps(hotspot.to_dict(), ensure_ascii=False))
+    typer.echo(f"{len(appeals)} appeals ({skipped} without a valid time were left out), {len(hotspots)} hotspots "
+               f"in {seconds:.1f}s", err=True)
+    if out:
+        out.write_text(json.dumps([h.to_dict() for h in hotspots], ensure_ascii=False, indent=1), encoding="utf-8")
+
+
 def register(app: typer.Typer, guard) -> None:
     app.command()(guard(serve))
     app.command()(guard(scores))

@@ -120,3 +120,14 @@ def test_console_script_is_installed():
     script = Path(sys.executable).parent / "jiesu"
     assert script.exists()
     assert subprocess.run([script, "--help"], capture_output=True, timeout=60).returncode == 0
+
+
+def test_hotspots_on_the_real_votes_file(data_dir):
+    result = run("analytics", "hotspots", "--data", data_dir / "tipdm2020c" / "appeals_with_votes.csv", "--top", "5")
+    assert result.returncode == 0, result.stderr
+    hotspots = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(hotspots) == 5 and hotspots[0]["size"] >= hotspots[-1]["size"] >= 3
+    assert any("搅拌" in "".join(h["key_phrases"]) for h in hotspots)  # the 丽发新城 batching plant
+    assert "4326 appeals" in result.stderr
+    missing = run("analytics", "hotspots", "--data", data_dir / "nothing.csv")
+    assert_one_line_error(missing, "not found")

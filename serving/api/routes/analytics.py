@@ -31,3 +31,22 @@ def get_volume(state: StateDep, session: SessionDep, actor: CurrentActor,
     if format == "csv":
         return Response(to_csv(rows, columns_for(query)), media_type="text/csv; charset=utf-8")
     return {"from": start, "to": end, "interval": query.interval, "by": list(query.by), "items": rows}
+
+
+@router.get("/hotspots", summary="Clusters of appeals about one problem in one place and time window")
+def get_hotspots(state: StateDep, session: SessionDep, actor: CurrentActor,
+                 start: Annotated[datetime, Query(alias="from", description="Start (inclusive), with timezone")],
+                 end: Annotated[datetime, Query(alias="to", description="End (exclusive), with timezone")],
+                 min_size: Annotated[int, Query(ge=2, le=1000)] = 3,
+                 limit: Annotated[int, Query(ge=1, le=500)] = 50):
+    from serving.analytics.hotspots import find_hotspots
+    from serving.analytics.sources import appeals_from_store
+
+    require(actor, "analyst", "reviewer")
+    if start.tzinfo is None or end.tzinfo is None or end <= start:
+        raise HTTPException(422, "from/to: give both with a timezone, to after from")
+    appeals = appeals_from_store(session, start, end)
+    items = [h.to_dict() for h in find_hotspots(appeals, min_size=min_size, top=limit)]
+    for item in items:
+        item["ticket_ids"] = [int(t) for t in item["ticket_ids"]]
+    return {"from": start, "to": end, "appeals": len(appeals), "items": items}
