@@ -201,8 +201,10 @@ def taxonomy_places(
 
 
 from serving.cli_service import register  # noqa: E402 - after _guard, which it wraps commands with
+from training.encoder.cli import encoder_app  # noqa: E402 - typer only; its command imports the heavy parts
 
 register(app, _guard)
+app.add_typer(encoder_app, name="encoder")
 
 
 def main() -> None:  # pragma: no cover - console entry
