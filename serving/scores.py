@@ -33,7 +33,8 @@ def monthly_scores(session: Session, taxonomy: Taxonomy, month: str, level: str)
     if level not in LEVELS:
         raise ValueError(f"level: must be one of {', '.join(LEVELS)}")
     start, end = parse_month(month)
-    rows = session.execute(select(TicketRow).where(TicketRow.received_at >= start, TicketRow.received_at < end)
+    rows = session.execute(select(TicketRow).where(TicketRow.received_at >= start, TicketRow.received_at < end,
+                                                   TicketRow.duplicate_of.is_(None))  # a repeat is not a new case
                            .options(selectinload(TicketRow.events))).scalars()
     facts = [TicketFacts(ticket_id=t.id, received_at=t.received_at, group_appeal=t.group_appeal,
                          long_standing=t.long_standing,

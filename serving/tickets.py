@@ -18,6 +18,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from serving.domain import workflow
 from serving.domain.dispatch import DispatchDecision, decide_dispatch, deadlines
 from serving.domain.workflow import Actor, IllegalTransition, NotPermitted
+from serving.groups import assign_group, find_repeat
 from serving.predictor import AppealInput, Prediction, Predictor
 from serving.store.models import CorrectionRow, EventRow, IdempotencyRow, TicketRow, TicketUnitRow, UnitRow
 from taxonomy import Taxonomy
@@ -78,6 +79,8 @@ class TicketService:
         received_at = appeal.received_at or moment
         prediction = self.predictor.predict_one(AppealInput(text=appeal.text, title=appeal.title,
                                                             address=appeal.address))
+        rules = self.taxonomy.groups
+        repeat_of = find_repeat(self.session, rules, appeal.caller_phone, appeal.title or "", appeal.text, received_at)
         decision = self._dispatch(prediction, received_at)
         ticket = TicketRow(
             received_at=received_at, channel=appeal.channel, title=appeal.title or "", text=appeal.text,
@@ -96,7 +99,11 @@ class TicketService:
         self._event(ticket, "received", actor, at=received_at, payload={"channel": appeal.channel,
                                                                         "text_chars": len(appeal.text)})
         self._event(ticket, "classified", Actor("system"), at=moment, payload=ticket.classification)
-        self._apply_dispatch(ticket, decision, Actor("system"), moment, kind="dispatched")
+        if repeat_of is not None:
+            self._close_as_repeat(ticket, repeat_of, moment)
+        else:
+            self._apply_dispatch(ticket, decision, Actor("system"), moment, kind="dispatched")
+            self._join_group(ticket, moment)
         if idempotency_key:
             self.session.add(IdempotencyRow(key=idempotency_key, ticket_id=ticket.id, request_hash=request_hash,
                                             created_at=moment))
@@ -109,6 +116,37 @@ class TicketService:
                 raise
             return self.get(existing.ticket_id), False
         return ticket, True
+
+    def _close_as_repeat(self, ticket: TicketRow, original: TicketRow, at: datetime) -> None:
+        """A repeat is not dispatched again: it points at the first ticket and closes."""
+        ticket.duplicate_of, ticket.status, ticket.mode = original.id, "closed", original.mode
+        ticket.primary_unit_id, ticket.respond_by, ticket.resolve_by = (
+            original.primary_unit_id, original.respond_by, original.resolve_by)
+        self._event(ticket, "closed", Actor("system"), at=at, payload={"reason": "repeat", "duplicate_of": original.id})
+        self._event(original, "repeated", Actor("system"), at=at, payload={"ticket_id": ticket.id})
+
+    def _join_group(self, ticket: TicketRow, at: datetime) -> None:
+        rules = self.taxonomy.groups
+        group = assign_group(self.session, rules, ticket)
+        if group is None:
+            return
+        self.session.flush()
+        members = self.session.execute(select(TicketRow).where(TicketRow.group_id == group.id)).scalars().all()
+        for member in members:
+            if member.id == ticket.id or not any(e.kind == "grouped" for e in member.events):
+                self._event(member, "grouped", Actor("system"), at=at, payload={"group_id": group.id,
+                                                                                "size": group.size})
+        level = rules.level_for(group.size)
+        for member in members:
+            if group.size >= rules.bonus_min_size:
+                member.group_appeal = True
+            if level is not None and member.urgency > level and member.status not in ("evaluated", "closed"):
+                before = member.urgency
+                member.urgency = level
+                _, member.resolve_by = deadlines(level, member.received_at, self.taxonomy.urgency)
+                self._event(member, "urgency_raised", Actor("system"), at=at, payload={
+                    "from": before, "to": level, "group_id": group.id, "group_size": group.size,
+                    "resolve_by": _iso(member.resolve_by)})
 
     def _dispatch(self, prediction: Prediction, received_at: datetime) -> DispatchDecision:
         return decide_dispatch(

@@ -1,7 +1,7 @@
 """A profile: the complete vocabulary of one hotline, loaded from a directory of files.
 
 ``profile.yaml`` names the files (categories, urgency, appeal types, districts, departments and
-companies, street aliases, scoring, dispatch rules) and the official street list, which is read from the data directory
+companies, street aliases, scoring, dispatch rules, group appeals) and the official street list, which is read from the data directory
 (``JIESU_DATA_DIR``, default ``../shared/data`` beside the project). Loading checks that the files agree
 with each other: every category owner is a department, every company a company, every urgency category
 signal a category, every appeal type default a type.
@@ -20,6 +20,7 @@ from taxonomy._files import load_model, read_yaml, validate
 from taxonomy.appeal_types import AppealTypeScheme
 from taxonomy.categories import CategoryTree
 from taxonomy.dispatch import DispatchRules, load_dispatch_rules
+from taxonomy.groups import GroupRules
 from taxonomy.errors import TaxonomyError
 from taxonomy.scoring import ScoringRules
 from taxonomy.units import DepartmentsFile, DistrictsFile, UnitRegistry, import_streets
@@ -53,6 +54,7 @@ class _ProfileFile(BaseModel):
     street_aliases: str | None = None
     scoring: str
     dispatch: str
+    groups: str
     streets: _StreetsRef
 
 
@@ -77,6 +79,7 @@ class Taxonomy:
     not_place_names: frozenset[str]  # bare street names that are ordinary words (河北 is a province)
     scoring: ScoringRules
     dispatch: DispatchRules
+    groups: GroupRules
     streets_file: Path
 
 
@@ -106,6 +109,7 @@ def load_taxonomy(
     departments = load_model(DepartmentsFile, directory / spec.departments)
     scoring = load_model(ScoringRules, directory / spec.scoring)
     dispatch = load_dispatch_rules(directory / spec.dispatch)
+    groups = load_model(GroupRules, directory / spec.groups)
 
     streets_path = Path(streets_file) if streets_file else Path(data_dir or default_data_dir()) / spec.streets.file
     streets = import_streets(streets_path, [d.code for d in districts.districts])
@@ -128,6 +132,7 @@ def load_taxonomy(
         not_place_names=frozenset(not_place_names),
         scoring=scoring,
         dispatch=dispatch,
+        groups=groups,
         streets_file=streets_path,
     )
 

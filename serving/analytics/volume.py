@@ -5,6 +5,7 @@ Rules:
   ISO weeks (named by their Monday) or months;
 - slices: ``category`` (at ``level`` 1, 2 or 3 of the tree; a ticket labelled only at level 1 has no
   level-2 value and falls in the empty slice), ``district``, ``street``, ``channel``, ``urgency``;
+- repeats (the same caller with the same words, see ``taxonomy.groups``) are not counted;
 - per slice: appeals; dispatched (sent to a unit, not waiting for review); responded on time (the
   current primary unit accepted by its deadline); evaluated, resolved and satisfied from the latest
   callback, leaving out tickets marked unreasonable; satisfied weighs each answer by the taxonomy's
@@ -93,7 +94,8 @@ def volume(session: Session, query: VolumeQuery, scoring: ScoringRules) -> list[
                total(counted).label("evaluated"),
                total(and_(counted, TicketRow.resolved.is_(True))).label("resolved"),
                func.sum(case((counted, credit), else_=literal(0.0))).label("satisfied"))
-        .where(TicketRow.received_at >= query.start, TicketRow.received_at < query.end)
+        .where(TicketRow.received_at >= query.start, TicketRow.received_at < query.end,
+               TicketRow.duplicate_of.is_(None))
         .group_by(*keys).order_by(*keys)
     )
     rows = []

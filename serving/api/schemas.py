@@ -97,6 +97,8 @@ class TicketOut(BaseModel):
     unreasonable: bool
     group_appeal: bool
     long_standing: bool
+    group_id: int | None = None
+    duplicate_of: int | None = None
     events: list[EventOut] | None = None
 
 

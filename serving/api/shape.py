@@ -29,6 +29,7 @@ def ticket_out(ticket: TicketRow, taxonomy: Taxonomy, with_events: bool = False)
                           co_units=[unit_ref(u, taxonomy) for u in co],
                           respond_by=ticket.respond_by, resolve_by=ticket.resolve_by),
         unreasonable=ticket.unreasonable, group_appeal=ticket.group_appeal, long_standing=ticket.long_standing,
+        group_id=ticket.group_id, duplicate_of=ticket.duplicate_of,
         events=[EventOut(id=e.id, kind=e.kind, actor=e.actor, unit_id=e.unit_id, at=e.at, payload=e.payload)
                 for e in ticket.events] if with_events else None,
     )

@@ -22,6 +22,9 @@ Event kinds (``EventKind``) and their ``payload``:
 - ``closed``         {}
 - ``marked_unreasonable`` {reason} by a reviewer
 - ``supervised``     {overdue: respond|resolve} by the system (督办)
+- ``grouped``        {group_id, size}: the ticket is part of a group appeal (群体性诉求)
+- ``urgency_raised`` {from, to, group_id, group_size, resolve_by}: the group grew past a threshold
+- ``repeated``       {ticket_id}: the same caller said the same again; that ticket is a closed repeat
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from typing import Any, Literal
 EventKind = Literal[
     "received", "classified", "dispatched", "queued_for_review", "accepted", "returned", "assigned",
     "whistled", "reported_in", "noted", "replied", "evaluated", "reopened", "closed", "marked_unreasonable",
-    "supervised",
+    "supervised", "grouped", "urgency_raised", "repeated",
 ]
 TicketStatus = Literal["review", "dispatched", "accepted", "replied", "evaluated", "closed"]
 DispatchMode = Literal["direct", "joint", "review"]

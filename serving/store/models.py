@@ -74,6 +74,8 @@ class TicketRow(Base):
     resolved: Mapped[bool | None] = mapped_column(Boolean)  # the latest 回访; None: not evaluated
     satisfaction: Mapped[str | None] = mapped_column(String(24))
     group_appeal: Mapped[bool] = mapped_column(Boolean, default=False)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("appeal_groups.id"), index=True)
+    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)  # a repeat of that ticket
     long_standing: Mapped[bool] = mapped_column(Boolean, default=False)
     unreasonable: Mapped[bool] = mapped_column(Boolean, default=False)
     classification: Mapped[dict] = mapped_column(JSON)
@@ -83,6 +85,18 @@ class TicketRow(Base):
     events: Mapped[list["EventRow"]] = relationship(back_populates="ticket", order_by="EventRow.id")
 
     __mapper_args__ = {"version_id_col": version}  # two concurrent actions: the second fails, never both win
+
+
+class AppealGroupRow(Base):
+    """群体性诉求: appeals about one problem in one place; membership is recorded as events too."""
+
+    __tablename__ = "appeal_groups"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    place_id: Mapped[str] = mapped_column(String(64), index=True)
+    title: Mapped[str] = mapped_column(Text)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    size: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class TicketUnitRow(Base):
