@@ -15,6 +15,7 @@ from taxonomy.groups import GroupRules
 from taxonomy.text import normalize
 
 MEMBERS_COMPARED = 50  # the latest members of a group stand for it; older ones add little and cost time
+TOP_MEMBERS = 3  # an appeal is compared with the group's members most like it: a group may word one problem several ways
 _HASHER = HashingVectorizer(analyzer="char", ngram_range=(2, 3), n_features=2**20, alternate_sign=False,
                             binary=True, norm="l2")
 
@@ -59,7 +60,8 @@ def assign_group(session: Session, rules: GroupRules, ticket: TicketRow) -> Appe
         members = session.execute(select(TicketRow.title, TicketRow.text).where(TicketRow.group_id == group.id)
                                   .order_by(TicketRow.id.desc()).limit(MEMBERS_COMPARED)).all()
         if members:
-            score = float(_similarity(body, [f"{t}。{x}" for t, x in members]).mean())
+            similar = np.sort(_similarity(body, [f"{t}。{x}" for t, x in members]))[-TOP_MEMBERS:]
+            score = float(similar.mean())
             if score >= best_score:
                 best, best_score = group, score
     if best is None:

@@ -2,7 +2,8 @@
 
 Rules (the service applies them at intake, ``serving.groups``):
 - an appeal joins the open group of its place (street, or district when ``place: district``) whose
-  appeals it resembles (character 2–3-gram cosine ≥ ``similarity``) and whose last appeal is at most
+  appeals it resembles (mean character 2–3-gram cosine to its three most similar members ≥
+  ``similarity``) and whose last appeal is at most
   ``window_days`` old; with no such group, it forms one with the most similar ungrouped appeal of that
   place and window, if any; an appeal with no resolved place never joins a group;
 - when a group reaches a ``raise_urgency`` size, its open tickets rise to that level (never lower);

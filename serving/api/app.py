@@ -78,4 +78,5 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
     app.add_middleware(MetricsMiddleware)
     for module in (tickets, review, scores, units, analytics, ops):
         app.include_router(module.router)
+    app.include_router(analytics.alerts_router)
     return app

@@ -50,3 +50,30 @@ def get_hotspots(state: StateDep, session: SessionDep, actor: CurrentActor,
     for item in items:
         item["ticket_ids"] = [int(t) for t in item["ticket_ids"]]
     return {"from": start, "to": end, "appeals": len(appeals), "items": items}
+
+
+alerts_router = APIRouter(prefix="/v1", tags=["analytics"])
+
+
+@alerts_router.get("/alerts", summary="Days when a category in a place is improbably busy (未诉先办)")
+def get_alerts(state: StateDep, session: SessionDep, actor: CurrentActor,
+               start: Annotated[datetime, Query(alias="from", description="First day (inclusive), with timezone")],
+               end: Annotated[datetime, Query(alias="to", description="Last day (exclusive), with timezone")],
+               level: Literal["district", "street"] = "district"):
+    from datetime import timedelta
+
+    from serving.analytics.alerts import WEEKS, detect, series_from_rows
+    from serving.scores import HOTLINE_TZ
+
+    require(actor, "analyst", "reviewer")
+    if start.tzinfo is None or end.tzinfo is None or end <= start:
+        raise HTTPException(422, "from/to: give both with a timezone, to after from")
+    query = VolumeQuery(start=start - timedelta(weeks=WEEKS), end=end, by=("category", level), interval="day")
+    rows = volume(session, query, state.taxonomy.scoring)
+    first, last = start.astimezone(HOTLINE_TZ).date(), end.astimezone(HOTLINE_TZ).date()
+    alerts = detect(series_from_rows(rows, level), first, last)
+    items = []
+    for alert in alerts:
+        unit = state.taxonomy.units.get(alert.place_id)
+        items.append({**alert.to_dict(), "place": unit.name if unit else alert.place_id})
+    return {"from": start, "to": end, "level": level, "items": items}
