@@ -198,10 +198,30 @@ def analytics_hotspots(
         out.write_text(json.dumps([h.to_dict() for h in hotspots], ensure_ascii=False, indent=1), encoding="utf-8")
 
 
+def topics(
+    month: Annotated[str, typer.Option("--month", help="YYYY-MM")],
+    level: Annotated[int, typer.Option(help="Category level of the candidates.")] = 1,
+    limit: Annotated[int, typer.Option(help="How many candidates.")] = 10,
+    database_url: DbOpt = None,
+) -> None:
+    """Rank the month's candidate 每月一题 (JSON lines, best first, with the evidence)."""
+    import re
+
+    from serving.analytics.topics import candidates
+
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        raise ValueError(f"--month: {month!r} is not YYYY-MM")
+    session, taxonomy = _synced_session(_settings(database_url))
+    with session:
+        for item in candidates(session, taxonomy.scoring, month, level, limit):
+            typer.echo(json.dumps(item, ensure_ascii=False))
+
+
 def register(app: typer.Typer, guard) -> None:
     app.command()(guard(serve))
     app.command()(guard(scores))
     app.command()(guard(supervise))
+    app.command()(guard(topics))
     for sub, name in ((keys_app, "keys"), (units_app, "units"), (corrections_app, "corrections"),
                       (analytics_app, "analytics")):
         for command in sub.registered_commands:

@@ -99,6 +99,19 @@ class AppealGroupRow(Base):
     size: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class TopicRow(Base):
+    """每月一题: a problem chosen for a month, tracked against the months before and after."""
+
+    __tablename__ = "topics"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    month: Mapped[str] = mapped_column(String(7), index=True)
+    category: Mapped[str] = mapped_column(String(300))
+    level: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(Text)
+    chosen_by: Mapped[str] = mapped_column(String(80))
+    chosen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class TicketUnitRow(Base):
     __tablename__ = "ticket_units"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

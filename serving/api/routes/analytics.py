@@ -68,7 +68,10 @@ def get_alerts(state: StateDep, session: SessionDep, actor: CurrentActor,
     require(actor, "analyst", "reviewer")
     if start.tzinfo is None or end.tzinfo is None or end <= start:
         raise HTTPException(422, "from/to: give both with a timezone, to after from")
-    query = VolumeQuery(start=start - timedelta(weeks=WEEKS), end=end, by=("category", level), interval="day")
+    try:
+        query = VolumeQuery(start=start - timedelta(weeks=WEEKS), end=end, by=("category", level), interval="day")
+    except OverflowError:
+        raise HTTPException(422, "from: too early to look back for a baseline") from None
     rows = volume(session, query, state.taxonomy.scoring)
     first, last = start.astimezone(HOTLINE_TZ).date(), end.astimezone(HOTLINE_TZ).date()
     alerts = detect(series_from_rows(rows, level), first, last)
