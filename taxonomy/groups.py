@@ -9,7 +9,9 @@ Rules (the service applies them at intake, ``serving.groups``):
 - when a group reaches a ``raise_urgency`` size, its open tickets rise to that level (never lower);
 - a group of at least ``bonus_min_size`` appeals marks its tickets as group appeals for the bonus;
 - the same caller (phone) with the same text within ``duplicate_window_hours`` is a repeat: linked to
-  the first ticket, never dispatched again, and not counted in volume or scores.
+  the first ticket, never dispatched again, and not counted in volume or scores;
+- 城市问题台账: a hotspot of at least ``ledger_min_size`` appeals whose appeals span at least
+  ``ledger_recur_days`` days is a recurring problem and gets a ledger entry (see ``serving.ledger``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class GroupRules(BaseModel):
     raise_urgency: list[UrgencyRaise] = Field(default_factory=list)
     bonus_min_size: int = Field(5, ge=2)
     duplicate_window_hours: float = Field(72, ge=0)
+    ledger_min_size: int = Field(5, ge=2)
+    ledger_recur_days: float = Field(14, ge=0)
 
     @field_validator("raise_urgency")
     @classmethod

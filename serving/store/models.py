@@ -112,6 +112,21 @@ class TopicRow(Base):
     chosen_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class LedgerEntryRow(Base):
+    """城市问题台账: a recurring problem, tracked until it is closed."""
+
+    __tablename__ = "ledger_entries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    title: Mapped[str] = mapped_column(Text)
+    place: Mapped[str | None] = mapped_column(String(200))
+    owner_unit_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # open | closed
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    note: Mapped[str | None] = mapped_column(Text)
+    ticket_ids: Mapped[list] = mapped_column(JSON, default=list)
+
+
 class TicketUnitRow(Base):
     __tablename__ = "ticket_units"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -1,0 +1,70 @@
+"""城市问题台账 over HTTP: sync from recurring hotspots, list, close."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from serving.api.deps import CurrentActor, SessionDep, StateDep, require
+from serving.ledger import close_entry, sync_ledger
+from serving.store.models import LedgerEntryRow
+
+router = APIRouter(prefix="/v1/ledger", tags=["analytics"])
+
+
+def entry_out(entry: LedgerEntryRow, state) -> dict:
+    unit = state.taxonomy.units.get(entry.owner_unit_id) if entry.owner_unit_id else None
+    return {"id": entry.id, "title": entry.title, "place": entry.place, "owner_unit_id": entry.owner_unit_id,
+            "owner_unit": unit.name if unit else entry.owner_unit_id, "status": entry.status,
+            "opened_at": entry.opened_at, "closed_at": entry.closed_at, "note": entry.note,
+            "ticket_ids": entry.ticket_ids}
+
+
+class SyncIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    start: datetime = Field(alias="from")
+    end: datetime = Field(alias="to")
+
+
+class CloseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(min_length=1, max_length=2000)
+
+
+@router.post("/sync", summary="Open or extend entries from the recurring hotspots of a period")
+def sync(body: SyncIn, state: StateDep, session: SessionDep, actor: CurrentActor):
+    require(actor, "analyst", "reviewer")
+    if body.start.tzinfo is None or body.end.tzinfo is None or body.end <= body.start:
+        raise HTTPException(422, "from/to: give both with a timezone, to after from")
+    ids = sync_ledger(session, state.taxonomy, body.start, body.end, datetime.now(timezone.utc))
+    return {"entries": [entry_out(session.get(LedgerEntryRow, i), state) for i in dict.fromkeys(ids)]}
+
+
+@router.get("", summary="Ledger entries")
+def list_entries(state: StateDep, session: SessionDep, actor: CurrentActor,
+                 status: Literal["open", "closed"] | None = None,
+                 owner_unit_id: Annotated[str | None, Query(max_length=64)] = None):
+    query = select(LedgerEntryRow).order_by(LedgerEntryRow.id)
+    if status:
+        query = query.where(LedgerEntryRow.status == status)
+    if actor.role == "unit":
+        owner_unit_id = actor.unit_id
+    if owner_unit_id:
+        query = query.where(LedgerEntryRow.owner_unit_id == owner_unit_id)
+    return [entry_out(e, state) for e in session.execute(query).scalars()]
+
+
+@router.post("/{entry_id}/close", summary="Close an entry (销号) with a note")
+def close(entry_id: Annotated[int, Path(ge=1, le=2**62)], body: CloseIn, state: StateDep, session: SessionDep,
+          actor: CurrentActor):
+    require(actor, "reviewer")
+    try:
+        return entry_out(close_entry(session, entry_id, body.note, datetime.now(timezone.utc)), state)
+    except LookupError:
+        raise HTTPException(404, f"ledger entry {entry_id} not found") from None
+    except ValueError as exc:
+        raise HTTPException(409, str(exc)) from None
