@@ -217,11 +217,39 @@ def topics(
             typer.echo(json.dumps(item, ensure_ascii=False))
 
 
+def report(
+    kind: Annotated[str, typer.Option("--kind", help="daily, weekly or monthly")],
+    day: Annotated[str, typer.Option("--date", help="A day in the period, YYYY-MM-DD")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="HTML file to write (default: stdout)")] = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Write the 日通报 / 周汇总 / 月分析 as a standalone, printable HTML page."""
+    from datetime import date
+
+    from serving.reports import KINDS, build_report
+
+    if kind not in KINDS:
+        raise ValueError(f"--kind: must be one of {', '.join(KINDS)}")
+    try:
+        when = date.fromisoformat(day)
+    except ValueError:
+        raise ValueError(f"--date: {day!r} is not YYYY-MM-DD") from None
+    session, taxonomy = _synced_session(_settings(database_url))
+    with session:
+        html = build_report(session, taxonomy, kind, when)
+    if out:
+        out.write_text(html, encoding="utf-8")
+        typer.echo(f"wrote {out}", err=True)
+    else:
+        typer.echo(html)
+
+
 def register(app: typer.Typer, guard) -> None:
     app.command()(guard(serve))
     app.command()(guard(scores))
     app.command()(guard(supervise))
     app.command()(guard(topics))
+    app.command()(guard(report))
     for sub, name in ((keys_app, "keys"), (units_app, "units"), (corrections_app, "corrections"),
                       (analytics_app, "analytics")):
         for command in sub.registered_commands:

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
+from serving.charts import cjk_font
+
 ECE_BINS = 15
 
 
@@ -60,17 +62,6 @@ def compute_metrics(labels: list[str], y_true: list[str], probabilities: np.ndar
     }
 
 
-def _cjk_font() -> str | None:
-    from matplotlib import font_manager
-
-    for font in font_manager.fontManager.ttflist:
-        name = font.name.lower()
-        if any(key in name for key in ("wenquanyi", "noto sans cjk", "noto serif cjk", "source han", "simhei",
-                                       "microsoft yahei", "pingfang", "heiti", "droid sans fallback")):
-            return font.name
-    return None
-
-
 def plot_confusion(metrics: dict, path: Path, title: str) -> str:
     """Write the confusion matrix as a PNG; returns how labels are shown ("names" or "numbers")."""
     import matplotlib
@@ -79,7 +70,7 @@ def plot_confusion(metrics: dict, path: Path, title: str) -> str:
     import matplotlib.pyplot as plt
 
     labels, matrix = metrics["labels"], np.array(metrics["confusion_matrix"])
-    font = _cjk_font()
+    font = cjk_font()
     shown = labels if font else [str(i + 1) for i in range(len(labels))]
     size = max(5.0, 0.6 * len(labels) + 2)
     with plt.rc_context({"font.family": [font, "DejaVu Sans"]} if font else {}):

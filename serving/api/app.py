@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from serving.api.metrics import Metrics, MetricsMiddleware
-from serving.api.routes import analytics, ledger, ops, review, scores, tickets, topics, units
+from serving.api.routes import analytics, ledger, ops, reports, review, scores, tickets, topics, units
 from serving.api.state import ServiceState
 from serving.bundle import BundleError
 from serving.keys import create_key
@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
     app.state.jiesu = state
     app.state.metrics = Metrics()
     app.add_middleware(MetricsMiddleware)
-    for module in (tickets, review, scores, units, analytics, topics, ledger, ops):
+    for module in (tickets, review, scores, units, analytics, topics, ledger, reports, ops):
         app.include_router(module.router)
     app.include_router(analytics.alerts_router)
     return app

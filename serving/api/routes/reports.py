@@ -1,0 +1,21 @@
+"""GET /v1/reports/{kind}?date=: 日通报 / 周汇总 / 月分析 as HTML (printable)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+
+from serving.api.deps import CurrentActor, SessionDep, StateDep, require
+from serving.reports import build_report
+
+router = APIRouter(prefix="/v1/reports", tags=["analytics"])
+
+
+@router.get("/{kind}", response_class=HTMLResponse, summary="A daily, weekly or monthly report as HTML")
+def report(kind: Literal["daily", "weekly", "monthly"], date: date, state: StateDep, session: SessionDep,
+           actor: CurrentActor) -> HTMLResponse:
+    require(actor, "analyst", "reviewer")
+    return HTMLResponse(build_report(session, state.taxonomy, kind, date))

@@ -1,0 +1,126 @@
+"""日通报 / 周汇总 / 月分析: one HTML report per period, readable by a person and printable.
+
+Rules:
+- a daily report covers one day, a weekly report the ISO week (Monday to Sunday) holding the date, a
+  monthly report the calendar month holding it, all in hotline time;
+- every report has: the period's appeals and 三率; the volume trend (the 14 days up to the period's
+  end for a daily report, the period itself otherwise); categories; districts and streets; the 三率
+  ranking of streets for the month; overdue and urgent (levels 1–2) tickets; hotspots; trend alerts;
+  and, in the monthly report, the 每月一题 candidates and the open problem ledger;
+- charts are inline SVG, so the file stands alone and prints as it shows.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from serving.analytics.alerts import WEEKS, detect, series_from_rows
+from serving.analytics.hotspots import find_hotspots
+from serving.analytics.sources import appeals_from_store
+from serving.analytics.topics import candidates
+from serving.analytics.volume import VolumeQuery, volume
+from serving.charts import cjk_font
+from serving.scores import HOTLINE_TZ, monthly_scores
+from serving.store.models import LedgerEntryRow, TicketRow
+from taxonomy import Taxonomy
+
+KINDS = {"daily": "日通报", "weekly": "周汇总", "monthly": "月分析"}
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@dataclass(frozen=True)
+class Period:
+    kind: str
+    first: date
+    last: date  # exclusive
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.first, time(), HOTLINE_TZ)
+
+    @property
+    def end(self) -> datetime:
+        return datetime.combine(self.last, time(), HOTLINE_TZ)
+
+
+def period_for(kind: str, day: date) -> Period:
+    if kind == "daily":
+        return Period(kind, day, day + timedelta(days=1))
+    if kind == "weekly":
+        monday = day - timedelta(days=day.weekday())
+        return Period(kind, monday, monday + timedelta(days=7))
+    if kind == "monthly":
+        first = day.replace(day=1)
+        return Period(kind, first, (first + timedelta(days=32)).replace(day=1))
+    raise ValueError(f"kind: must be one of {', '.join(KINDS)}")
+
+
+def _svg(draw) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    font = cjk_font()
+    with plt.rc_context({"font.family": [font, "DejaVu Sans"]} if font else {}):
+        fig, ax = plt.subplots(figsize=(7.5, 2.8))
+        draw(ax)
+        fig.tight_layout()
+        buffer = io.StringIO()
+        fig.savefig(buffer, format="svg")
+        plt.close(fig)
+    svg = buffer.getvalue()
+    return svg[svg.index("<svg"):]
+
+
+def build_report(session: Session, taxonomy: Taxonomy, kind: str, day: date) -> str:
+    period = period_for(kind, day)
+    scoring = taxonomy.scoring
+    names = {u.id: u.name for u in taxonomy.units}
+    summary = volume(session, VolumeQuery(period.start, period.end, interval=None), scoring)
+    trend_start = period.end - timedelta(days=14) if kind == "daily" else period.start
+    trend = volume(session, VolumeQuery(trend_start, period.end, interval="day"), scoring)
+    categories = volume(session, VolumeQuery(period.start, period.end, by=("category",), interval=None), scoring)
+    districts = volume(session, VolumeQuery(period.start, period.end, by=("district",), interval=None), scoring)
+    streets = volume(session, VolumeQuery(period.start, period.end, by=("street",), interval=None), scoring)
+    month = period.first.strftime("%Y-%m")
+    ranking = monthly_scores(session, taxonomy, month, "street")
+    overdue = session.execute(select(TicketRow).where(
+        TicketRow.status.in_(["dispatched", "accepted"]), TicketRow.resolve_by < period.end,
+        TicketRow.received_at < period.end).order_by(TicketRow.resolve_by).limit(30)).scalars().all()
+    urgent = session.execute(select(TicketRow).where(
+        TicketRow.urgency <= 2, TicketRow.received_at >= period.start, TicketRow.received_at < period.end,
+        TicketRow.duplicate_of.is_(None)).order_by(TicketRow.urgency, TicketRow.received_at).limit(30)).scalars().all()
+    hotspots = find_hotspots(appeals_from_store(session, period.start, period.end), top=10)
+    alert_rows = volume(session, VolumeQuery(period.start - timedelta(weeks=WEEKS), period.end,
+                                             by=("category", "street"), interval="day"), scoring)
+    alerts = detect(series_from_rows(alert_rows, "street"), period.first, period.last)
+    topic_items = candidates(session, scoring, month, limit=5) if kind == "monthly" else []
+    ledger = session.execute(select(LedgerEntryRow).where(LedgerEntryRow.status == "open")).scalars().all() \
+        if kind == "monthly" else []
+
+    charts = {}
+    if trend:
+        charts["trend"] = _svg(lambda ax: (ax.plot([r["period"][5:] for r in trend], [r["appeals"] for r in trend],
+                                                   marker="o"), ax.set_ylabel("诉求量"),
+                                           ax.tick_params(axis="x", rotation=45, labelsize=7)))
+    if categories:
+        top = sorted(categories, key=lambda r: -r["appeals"])[:10]
+        charts["categories"] = _svg(lambda ax: (ax.barh([r["category"] or "未分类" for r in top][::-1],
+                                                        [r["appeals"] for r in top][::-1]), ax.set_xlabel("诉求量")))
+    environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
+    return environment.get_template("report.html.j2").render(
+        kind=kind, kind_name=KINDS[kind], period=period, generated=datetime.now(HOTLINE_TZ),
+        summary=summary[0] if summary else None, charts=charts,
+        categories=sorted(categories, key=lambda r: -r["appeals"]),
+        districts=sorted(districts, key=lambda r: -r["appeals"])[:10],
+        streets=sorted((s for s in streets if s["street"]), key=lambda r: -r["appeals"])[:10],
+        ranking=ranking, overdue=overdue, urgent=urgent, hotspots=hotspots, alerts=alerts,
+        topics=topic_items, ledger=ledger, names=names, month=month)
