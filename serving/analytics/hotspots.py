@@ -221,7 +221,8 @@ def describe(appeals: list[Appeal], groups: list[list[int]], matrix: sp.csr_matr
     for rank, members in enumerate(big, start=1):
         rows = matrix[members]
         centroid = np.asarray(rows.mean(axis=0)).ravel()
-        title = appeals[members[int(np.argmax(rows @ centroid))]].title
+        closest = appeals[members[int(np.argmax(rows @ centroid))]]
+        title = closest.title or normalize(closest.text)[:40]  # phone appeals often have no title
         places = Counter(a.place for a in (appeals[m] for m in members) if a.place)
         if not places:
             places = Counter(p for m in members for p in set(_places(appeals[m].title)))
@@ -260,7 +261,7 @@ def _key_phrases(members: list[Appeal], limit: int) -> list[str]:
 
     counts = Counter()
     for appeal in members:
-        title = MASKED.sub("", normalize(appeal.title))
+        title = MASKED.sub("", normalize(appeal.title or appeal.text[:60]))
         counts.update({w for w in jieba.lcut(title) if len(w) > 1 and not w.isdigit() and not _ASKING.fullmatch(w)})
     return [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], -len(kv[0]), kv[0]))[:limit]]
 
