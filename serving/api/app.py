@@ -13,9 +13,10 @@ import threading
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 
 from serving.api.metrics import Metrics, MetricsMiddleware
-from serving.api.routes import analytics, ledger, ops, reports, review, scores, tickets, topics, units
+from serving.api.routes import analytics, ledger, ops, reports, review, scores, tickets, topics, ui, units
 from serving.api.state import ServiceState
 from serving.bundle import BundleError
 from serving.keys import create_key
@@ -79,4 +80,9 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
     for module in (tickets, review, scores, units, analytics, topics, ledger, reports, ops):
         app.include_router(module.router)
     app.include_router(analytics.alerts_router)
+    app.include_router(ui.router)
+
+    @app.exception_handler(ui.SignIn)
+    async def _sign_in(request, exc):  # pragma: no cover - trivial
+        return RedirectResponse("/ui/login", status_code=303)
     return app

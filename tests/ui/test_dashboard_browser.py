@@ -1,0 +1,70 @@
+"""The dashboard in a real browser: headless Chromium (Debian's) driven by Playwright signs in, opens
+the review queue, reassigns a ticket and sees it leave the queue."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from tests.api.conftest import ADMIN_KEY, Server, client
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory, sample_model, data_dir):
+    from serving.api.app import create_app
+    from serving.settings import Settings
+
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path_factory.mktemp('ui') / 'jiesu.db'}",
+                              model_path=sample_model, bootstrap_admin_key=ADMIN_KEY, data_dir=data_dir))
+    with Server(app) as url:
+        yield url, app
+
+
+def test_reviewer_reassigns_a_ticket_from_the_queue(dashboard, taxonomy):
+    from serving.keys import create_key
+
+    assert CHROMIUM, "Debian's chromium is needed for the browser test (scripts/setup installs it)"
+    url, app = dashboard
+    with app.state.jiesu.sessions() as session:
+        reviewer_key = create_key(session, "reviewer")
+    with client(url) as admin:  # no place named: the ticket waits for a reviewer
+        ticket = admin.post("/v1/appeals", json={"text": "小区楼下的垃圾已经一个星期没人清运了，臭气熏天。"}).json()
+    assert ticket["status"] == "review"
+    tid = ticket["ticket_id"]
+    street = next(u for u in taxonomy.units.of_kind("street") if u.name == "望京街道").id
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page()
+        page.goto(f"{url}/ui/queue")
+        assert "/ui/login" in page.url  # not signed in yet
+        page.fill("#key", "wrong-key")
+        page.click("#signin")
+        assert "密钥无效" in page.inner_text("#error")
+        page.fill("#key", reviewer_key)
+        page.click("#signin")
+        page.wait_for_url(f"{url}/ui/queue")
+        row = page.locator(f"#ticket-{tid}")
+        assert row.count() == 1 and "垃圾" in row.inner_text()
+        row.locator("input[name=primary_unit_id]").fill(street)
+        row.locator("select[name=category]").select_option("城乡建设")
+        row.locator("button").click()
+        page.wait_for_selector("#flash")
+        assert f"工单 {tid} 已派给 {street}" in page.inner_text("#flash")
+        assert page.locator(f"#ticket-{tid}").count() == 0  # it left the queue
+        page.goto(f"{url}/ui/tickets/{tid}")
+        assert "assigned" in page.inner_text("#timeline")
+        page.goto(f"{url}/ui/rankings")
+        assert page.locator("#rankings").count() == 1
+        page.goto(f"{url}/ui/hotspots")
+        assert page.locator("#hotspots").count() == 1 and page.locator("#alerts").count() == 1
+        browser.close()
+    with client(url) as admin:
+        after = admin.get(f"/v1/tickets/{tid}").json()
+    assert after["status"] == "dispatched" and after["dispatch"]["primary_unit"]["id"] == street
