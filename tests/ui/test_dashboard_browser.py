@@ -68,3 +68,16 @@ def test_reviewer_reassigns_a_ticket_from_the_queue(dashboard, taxonomy):
     with client(url) as admin:
         after = admin.get(f"/v1/tickets/{tid}").json()
     assert after["status"] == "dispatched" and after["dispatch"]["primary_unit"]["id"] == street
+
+
+def test_citizen_text_is_escaped_in_the_dashboard(dashboard):
+    url, _ = dashboard
+    with client(url) as admin:
+        admin.post("/v1/appeals", json={"text": "<script>alert('x')</script>小区垃圾没人清运"})
+    import httpx
+
+    with httpx.Client(base_url=url, follow_redirects=False) as browser:
+        assert browser.post("/ui/login", content=f"key={ADMIN_KEY}",
+                            headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code == 303
+        page = browser.get("/ui/queue").text
+    assert "&lt;script&gt;" in page and "<script>alert" not in page

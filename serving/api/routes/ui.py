@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, quote
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 
 from serving.api.deps import SessionDep, StateDep
@@ -24,7 +25,9 @@ from serving.store.models import UnitRow
 from serving.tickets import Conflict, InvalidAction, TicketNotFound, TicketService
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
-templates = Jinja2Templates(directory=str(Path(__file__).resolve().parents[2] / "templates"))
+templates = Jinja2Templates(env=Environment(
+    loader=FileSystemLoader(Path(__file__).resolve().parents[2] / "templates"),
+    autoescape=select_autoescape(["html", "j2"])))  # citizens' text is shown: escape everything
 COOKIE = "jiesu_key"
 
 
