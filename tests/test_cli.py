@@ -131,3 +131,16 @@ def test_hotspots_on_the_real_votes_file(data_dir):
     assert "4326 appeals" in result.stderr
     missing = run("analytics", "hotspots", "--data", data_dir / "nothing.csv")
     assert_one_line_error(missing, "not found")
+
+
+def test_encoder_import_through_jiesu_refuses_a_missing_file(tmp_path):
+    result = run("encoder", "import-e5", "--bin", tmp_path / "nothing.bin", "--out", tmp_path / "enc")
+    assert_one_line_error(result, "nothing.bin")
+
+
+def test_serving_never_loads_training_or_torch():
+    code = ("import sys, serving.cli, serving.api.app, serving.predictor; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('training', 'torch', 'transformers')]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout
