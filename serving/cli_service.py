@@ -234,6 +234,8 @@ def report(
         when = date.fromisoformat(day)
     except ValueError:
         raise ValueError(f"--date: {day!r} is not YYYY-MM-DD") from None
+    if not 1900 <= when.year <= 2999:
+        raise ValueError(f"--date: {day} is out of range (years 1900–2999)")
     session, taxonomy = _synced_session(_settings(database_url))
     with session:
         html = build_report(session, taxonomy, kind, when)

@@ -44,6 +44,7 @@ def test_report_periods():
 def test_bad_report_requests(admin):
     assert admin.get("/v1/reports/yearly", params={"date": "2026-05-13"}).status_code == 422
     assert admin.get("/v1/reports/daily", params={"date": "13/05/2026"}).status_code == 422
+    assert admin.get("/v1/reports/monthly", params={"date": "0001-01-01"}).status_code == 422
 
 
 def test_cli_writes_the_monthly_report(data, database_url, data_dir, tmp_path):

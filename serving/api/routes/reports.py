@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse
 
 from serving.api.deps import CurrentActor, SessionDep, StateDep, require
@@ -18,4 +18,6 @@ router = APIRouter(prefix="/v1/reports", tags=["analytics"])
 def report(kind: Literal["daily", "weekly", "monthly"], date: date, state: StateDep, session: SessionDep,
            actor: CurrentActor) -> HTMLResponse:
     require(actor, "analyst", "reviewer")
+    if not 1900 <= date.year <= 2999:  # the reports look back weeks and ahead a month from the date
+        raise HTTPException(422, f"date: {date.isoformat()} is out of range (years 1900–2999)")
     return HTMLResponse(build_report(session, state.taxonomy, kind, date))
