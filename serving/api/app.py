@@ -13,7 +13,8 @@ import threading
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy.exc import StatementError
 
 from serving.api.metrics import Metrics, MetricsMiddleware
 from serving.api.routes import analytics, ledger, ops, reports, review, scores, tickets, topics, ui, units
@@ -81,6 +82,18 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
         app.include_router(module.router)
     app.include_router(analytics.alerts_router)
     app.include_router(ui.router)
+
+    @app.exception_handler(OverflowError)
+    async def _out_of_range(request, exc):
+        # dates near year 1 or 9999 overflow when moved between time zones: the request is at fault
+        return JSONResponse({"detail": f"a date or number in the request is out of range ({exc})"}, status_code=422)
+
+    @app.exception_handler(StatementError)
+    async def _statement(request, exc):
+        if isinstance(exc.orig, OverflowError):
+            return JSONResponse({"detail": f"a date or number in the request is out of range ({exc.orig})"},
+                                status_code=422)
+        raise exc
 
     @app.exception_handler(ui.SignIn)
     async def _sign_in(request, exc):  # pragma: no cover - trivial

@@ -11,8 +11,12 @@ from serving.appeals import MAX_TEXT_CHARS, MAX_TITLE_CHARS
 from taxonomy.text import normalize
 
 def require_timezone(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
         raise ValueError("give a timezone, e.g. 2026-11-27T09:30:00+08:00")
+    if not 1900 <= value.year <= 2999:
+        raise ValueError("out of range: years 1900–2999")
     return value
 
 

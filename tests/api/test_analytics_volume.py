@@ -120,3 +120,9 @@ def test_hotspots_over_http_find_a_burst_of_heating_complaints(admin, base_url):
                                               "trend"} <= set(top)
     assert admin.get("/v1/analytics/hotspots", params={"from": "2026-12-16T00:00:00+08:00",
                                                        "to": "2026-12-15T00:00:00+08:00"}).status_code == 422
+
+
+@pytest.mark.parametrize("path", ["/v1/analytics/volume", "/v1/analytics/hotspots", "/v1/alerts"])
+def test_extreme_dates_are_refused_not_crashed(admin, path):
+    response = admin.get(path, params={"from": "0001-01-01T00:00:00+01:00", "to": "9999-12-31T23:00:00-01:00"})
+    assert 400 <= response.status_code < 500, response.text

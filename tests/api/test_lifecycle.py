@@ -153,6 +153,7 @@ def test_bad_action_bodies_name_the_field(base_url, keys, action, body, field):
     ({"text": "路灯坏了", "channel": "fax"}, "channel"),
     ({"text": "路灯坏了", "received_at": "2026-11-27T09:00:00"}, "received_at"),
     ({"text": "路灯坏了", "caller": {"phone": "call me"}}, "phone"),
+    ({"text": "路灯坏了", "received_at": "0001-01-01T00:00:00+01:00"}, "out of range"),
 ])
 def test_bad_intake_is_422_naming_the_field(base_url, keys, body, field):
     with client(base_url, keys["intake"]) as c:
