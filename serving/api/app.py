@@ -8,12 +8,14 @@ tickets (督办) every ``JIESU_SUPERVISE_INTERVAL_S`` seconds.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import StatementError
 
 from serving.api.metrics import Metrics, MetricsMiddleware
@@ -82,6 +84,13 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
         app.include_router(module.router)
     app.include_router(analytics.alerts_router)
     app.include_router(ui.router)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request, exc):
+        # name the field and the reason; leave out the input, which may not even be encodable
+        errors = [{k: e[k] for k in ("type", "loc", "msg") if k in e} for e in exc.errors()]
+        return Response(json.dumps({"detail": errors}, ensure_ascii=True, default=str), status_code=422,
+                        media_type="application/json")
 
     @app.exception_handler(OverflowError)
     async def _out_of_range(request, exc):

@@ -39,6 +39,16 @@ class AppealIn(BaseModel):
     caller: Caller | None = None
     at: datetime | None = Field(None, description="Admin import only: the time of this record")
 
+    @field_validator("text", "title", "address")
+    @classmethod
+    def _encodable(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("holds characters that are not valid Unicode (lone surrogates)") from None
+        return value
+
     @field_validator("text")
     @classmethod
     def _not_blank(cls, value: str) -> str:

@@ -161,6 +161,13 @@ def test_bad_intake_is_422_naming_the_field(base_url, keys, body, field):
     assert response.status_code == 422 and field in response.text
 
 
+def test_a_lone_surrogate_is_422_not_a_crash(base_url, keys):
+    with client(base_url, keys["intake"]) as c:
+        response = c.post("/v1/appeals", content=b'{"text": "\\u8def\\u706f\\ud800"}',
+                          headers={"Content-Type": "application/json"})
+    assert response.status_code == 422 and "unicode" in response.text.lower() and "text" in response.text
+
+
 def test_only_admin_may_set_the_time(base_url, keys):
     with client(base_url, keys["intake"]) as c:
         response = c.post("/v1/appeals", json={**HEATING, "at": "2026-10-01T09:00:00+08:00"})
