@@ -23,7 +23,7 @@ taxonomy_app = typer.Typer(help="Inspect and check the taxonomy (categories, urg
 app.add_typer(taxonomy_app, name="taxonomy")
 
 EXIT_BAD_INPUT = 2
-BATCH = 512
+BATCH = 4096  # appeals per write: large enough to spread over the worker processes
 ProfileOpt = Annotated[str, typer.Option("--profile", help="Taxonomy profile name or directory.")]
 DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Shared data directory (JIESU_DATA_DIR).")]
 
@@ -143,11 +143,13 @@ def predict(
     model: Annotated[Path, typer.Option("--model", help="Model bundle directory.")],
     input: Annotated[Path, typer.Option("--input", help="JSONL with id, title (optional), text.")],
     output: Annotated[Path, typer.Option("--output", help="JSONL to write, one line per input line.")],
+    workers: Annotated[Optional[int], typer.Option(help="Processes to use (default: every core).", min=1)] = None,
     profile: ProfileOpt = DEFAULT_PROFILE,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Classify appeals: category, urgency, appeal type, district and street."""
     from serving.appeals import validate_appeal
+    from serving.batch import predict_many
     from serving.predictor import Predictor
 
     appeals = read_predict_input(input)
@@ -161,7 +163,7 @@ def predict(
     tmp = output.with_name(output.name + ".partial")
     with tmp.open("w", encoding="utf-8") as fh:
         for start in range(0, len(appeals), BATCH):
-            for prediction in predictor.predict(appeals[start:start + BATCH]):
+            for prediction in predict_many(predictor, appeals[start:start + BATCH], workers=workers):
                 fh.write(json.dumps(prediction.to_dict(), ensure_ascii=False) + "\n")
     tmp.replace(output)
     seconds = time.perf_counter() - started

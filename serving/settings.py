@@ -18,4 +18,3 @@ class Settings(BaseSettings):
     profile: str = Field("beijing", description="Taxonomy profile name or directory")
     data_dir: Path | None = Field(None, description="Shared data directory (official street list)")
     supervise_interval_s: float = Field(300, ge=0, description="Seconds between 督办 sweeps of overdue tickets; 0: off")
-    predict_workers: int = Field(1, ge=1, description="Processes for batch prediction in the CLI")
