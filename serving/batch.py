@@ -3,7 +3,8 @@ GIL, so a large batch is cut into chunks and spread over worker processes.
 
 Workers are forked after the predictor is loaded, so they share its arrays copy-on-write and start in
 milliseconds; where fork is unavailable, or the batch is small, prediction runs in this process. Results
-come back in input order.
+come back in input order. Transformer bundles run in this process: onnxruntime already spreads one
+batch over every core, and its thread pool does not survive a fork.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def predict_many(predictor: Predictor, appeals: Sequence[AppealInput], workers: 
                  chunk: int = CHUNK) -> list[Prediction]:
     workers = default_workers() if workers is None else max(1, workers)
     chunks = [appeals[i:i + chunk] for i in range(0, len(appeals), chunk)]
-    if workers == 1 or len(chunks) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    parallel_safe = getattr(predictor.model, "parallel_safe", True)
+    if workers == 1 or len(chunks) < 2 or not parallel_safe or "fork" not in multiprocessing.get_all_start_methods():
         return [p for c in chunks for p in predictor.predict(c)]
     global _worker_predictor
     _worker_predictor = predictor

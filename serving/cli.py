@@ -66,25 +66,63 @@ def _taxonomy(profile: str, data_dir: Optional[Path]):
 def train(
     data: Annotated[list[Path], typer.Option("--data", help="Labelled appeals (CSV, JSONL or Parquet); repeat for more files.")],
     out: Annotated[Path, typer.Option("--out", help="Directory to write the model bundle to.")],
-    kind: Annotated[str, typer.Option(help="Model kind: linear.")] = "linear",
+    kind: Annotated[str, typer.Option(help="Model kind: linear (fast), transformer (fine-tuned encoder, ONNX int8) "
+                                           "or ensemble (both, probabilities averaged).")] = "linear",
     seed: Annotated[int, typer.Option(help="Seed for the split and the model.")] = 13,
     validation: Annotated[float, typer.Option(help="Validation fraction.")] = 0.1,
     test: Annotated[float, typer.Option(help="Test fraction.")] = 0.1,
     C: Annotated[float, typer.Option("--C", help="Inverse regularisation of the linear SVM.")] = 1.0,
+    base_model: Annotated[Optional[str], typer.Option(
+        "--base-model", help="Transformer kinds: a local BERT-family checkpoint directory (or a hub id where a hub "
+                             "is reachable); `jiesu encoder import-e5` builds one offline.")] = None,
+    work_dir: Annotated[Optional[Path], typer.Option(
+        "--work-dir", help="Transformer kinds: where tokenized data, checkpoints and ONNX graphs are kept; the same "
+                           "command resumes from it. Default: <out>.work")] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Transformer kinds: most epochs.")] = 5,
+    batch_size: Annotated[int, typer.Option(min=1, help="Transformer kinds: appeals per step.")] = 32,
+    lr: Annotated[float, typer.Option(min=0.0, help="Transformer kinds: encoder learning rate.")] = 5e-5,
+    max_length: Annotated[int, typer.Option(min=8, max=4096, help="Transformer kinds: tokens read per appeal.")] = 256,
+    head_fraction: Annotated[float, typer.Option(
+        min=0.01, max=1.0, help="Transformer kinds: share of a long body's budget taken from its start (the rest "
+                                "from its end); 1 keeps only the start.")] = 0.75,
+    layers: Annotated[Optional[int], typer.Option(min=1, help="Transformer kinds: keep the first N encoder layers.")] = None,
+    device: Annotated[str, typer.Option(help="Transformer kinds: auto, cpu or cuda.")] = "auto",
+    patience: Annotated[int, typer.Option(min=1, help="Transformer kinds: epochs without a better validation "
+                                                       "macro-F1 before stopping.")] = 2,
+    max_steps: Annotated[Optional[int], typer.Option(min=1, help="Transformer kinds: stop after N steps in all.")] = None,
+    prepare_only: Annotated[bool, typer.Option(
+        "--prepare-only", help="Transformer kinds: tokenize into the work directory, print the command that "
+                               "fine-tunes from it (e.g. on a GPU machine) and stop.")] = False,
     profile: ProfileOpt = DEFAULT_PROFILE,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Train a category model and write a bundle with its evaluation report."""
+    """Train a category model (and, for transformer kinds, urgency and appeal-type heads) and write a bundle
+    with its evaluation report."""
     from training.data import DataError
-    from training.train import TrainConfig
+    from training.train import KINDS, TrainConfig
     from training.train import train as run_training
 
+    if kind not in KINDS:
+        raise CliError(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if kind != "linear" and not base_model:
+        raise CliError(f"--kind {kind} needs --base-model DIR (`jiesu encoder import-e5 --out DIR` builds one)")
+    if kind != "linear" and device not in ("auto", "cpu") and not device.startswith("cuda"):
+        raise CliError(f"--device must be auto, cpu or cuda, got {device!r}")
     taxonomy = _taxonomy(profile, data_dir)
-    config = TrainConfig(data=list(data), out=out, kind=kind, seed=seed, validation=validation, test=test, C=C)
+    config = TrainConfig(data=list(data), out=out, kind=kind, seed=seed, validation=validation, test=test, C=C,
+                         base_model=base_model, work_dir=work_dir, epochs=epochs, batch_size=batch_size, lr=lr,
+                         max_length=max_length, head_fraction=head_fraction, layers=layers, device=device,
+                         patience=patience, max_steps=max_steps, prepare_only=prepare_only)
     try:
         result = run_training(config, taxonomy, log=lambda m: typer.echo(m, err=True))
     except DataError as exc:
         raise CliError(str(exc)) from None
+    except ModuleNotFoundError as exc:
+        raise CliError(f"--kind {kind} needs {exc.name}: install jiesu[transformer]") from None
+    except OSError as exc:  # transformers: a base model that is neither a checkpoint directory nor a reachable hub id
+        raise CliError(f"--base-model {base_model}: {str(exc).splitlines()[0]}") from None
+    if result.bundle is None:
+        return
     shown = result.metrics.get("test") or result.metrics.get("validation")
     summary = {"bundle": str(result.bundle), "seconds": round(result.seconds, 1), "split": result.split_sizes}
     if shown:

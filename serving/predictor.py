@@ -1,5 +1,11 @@
 """The predictor: one appeal in, its classification out — category (model), urgency and appeal type
-(rule layer), district and street (place resolver).
+(rule layer, and the model's heads where the rules found no signal), district and street (place resolver).
+
+Urgency and appeal type: a rule that fired on a signal in the text (a phrase, a pattern, the category)
+decides, because its reason can be read and checked. Where the rules only fell back to a default and
+the bundle has an ``urgency`` or ``appeal_type`` head (transformer bundles, trained on the rule
+layer's labels plus every reviewer correction), the head decides when it is at least
+``HEAD_CONFIDENCE`` sure; the reason then says ``模型判断``.
 
 Input is accepted by the rules in ``serving.appeals``. Text with no Chinese characters is still
 classified, with the warning ``no_chinese_text``: its category confidence is low, and dispatch sends
@@ -17,7 +23,7 @@ import numpy as np
 from serving.appeals import AppealInput, AppealInputError, validate_appeal
 from serving.bundle import BundleError, Manifest, read_manifest
 from serving.linear import LinearCategoryModel
-from serving.rules import AppealTypeRules, UrgencyRules, classify_rules
+from serving.rules import AppealTypeDecision, AppealTypeRules, UrgencyDecision, UrgencyRules, classify_rules
 from taxonomy import Taxonomy
 from taxonomy.places import PlaceResolver
 from taxonomy.text import cjk_ratio, normalize
@@ -25,6 +31,8 @@ from taxonomy.text import cjk_ratio, normalize
 __all__ = ["AppealInput", "AppealInputError", "Prediction", "Predictor", "load_category_model", "validate_appeal"]
 
 TOP_K = 3
+HEAD_CONFIDENCE = 0.6
+RULE_DEFAULTS = ("urgency.default", "urgency.type_default")
 
 
 @dataclass
@@ -53,9 +61,24 @@ class Prediction:
 
 
 def load_category_model(manifest: Manifest):
+    """The model object for a bundle of any kind: ``predict_proba(titles, texts)`` over ``labels``."""
     if manifest.kind == "linear":
         return LinearCategoryModel(manifest)
+    if manifest.kind == "transformer":
+        from serving.transformer import TransformerModel
+
+        return TransformerModel(manifest)
+    if manifest.kind == "ensemble":
+        from serving.transformer import EnsembleModel
+
+        return EnsembleModel(manifest, load_category_model)
     raise BundleError(manifest.path, f"model kind {manifest.kind!r} cannot be served by this version")
+
+
+def predict_heads(model, titles: list[str], texts: list[str]) -> dict[str, np.ndarray]:
+    if hasattr(model, "predict_all"):
+        return model.predict_all(titles, texts)
+    return {"category": model.predict_proba(titles, texts)}
 
 
 class Predictor:
@@ -80,18 +103,40 @@ class Predictor:
         appeals = [validate_appeal(a) for a in appeals]
         if not appeals:
             return []
-        probabilities = self.model.predict_proba([a.title or "" for a in appeals], [a.text for a in appeals])
-        return [self._one(appeal, row) for appeal, row in zip(appeals, probabilities)]
+        heads = predict_heads(self.model, [a.title or "" for a in appeals], [a.text for a in appeals])
+        return [self._one(appeal, heads["category"][i], {h: v[i] for h, v in heads.items() if h != "category"})
+                for i, appeal in enumerate(appeals)]
 
     def predict_one(self, appeal: AppealInput) -> Prediction:
         return self.predict([appeal])[0]
 
-    def _one(self, appeal: AppealInput, probabilities: np.ndarray) -> Prediction:
+    def _head(self, name: str, row: np.ndarray | None) -> tuple[str, float] | None:
+        if row is None:
+            return None
+        best = int(np.argmax(row))
+        return self.model.heads[name][best], float(row[best])
+
+    def _with_heads(self, urgency: UrgencyDecision, kind: AppealTypeDecision, heads: dict[str, np.ndarray]):
+        guess = self._head("appeal_type", heads.get("appeal_type"))
+        if guess and not kind.from_signals and guess[0] != kind.appeal_type and guess[1] >= HEAD_CONFIDENCE:
+            kind = AppealTypeDecision(guess[0], kind.scores, (),
+                                      f"{guess[0]}：未命中类型信号，模型判断（置信度{guess[1]:.2f}，model.appeal_type）")
+        guess = self._head("urgency", heads.get("urgency"))
+        if guess and urgency.rule in RULE_DEFAULTS and guess[1] >= HEAD_CONFIDENCE and int(guess[0]) != urgency.level:
+            level = int(guess[0])
+            name = self.taxonomy.urgency.get(level).name
+            urgency = UrgencyDecision(level, "model.urgency", None,
+                                      f"{name}：未命中紧急信号，模型判断（置信度{guess[1]:.2f}，model.urgency）")
+        return urgency, kind
+
+    def _one(self, appeal: AppealInput, probabilities: np.ndarray, heads: dict[str, np.ndarray] | None = None) -> Prediction:
         order = np.argsort(-probabilities)[:TOP_K]
         top = [(self.model.labels[i], float(probabilities[i])) for i in order]
         category = top[0][0]
         title, text = normalize(appeal.title or ""), normalize(appeal.text)
         urgency, kind = classify_rules(self.urgency_rules, self.type_rules, title, text, category, normalized=True)
+        if heads:
+            urgency, kind = self._with_heads(urgency, kind, heads)
         place = self.places.resolve(f"{title}。{text}" if title else text, appeal.address)
         warnings = []
         if cjk_ratio(title + text) == 0:

@@ -22,12 +22,35 @@ def small_sample(tmp_path_factory, data_dir) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def small_ensemble(small_sample, tmp_path_factory) -> Path:
+    """An ensemble bundle (linear + a tiny random transformer) trained on the small sample, for 02."""
+    pytest.importorskip("torch")
+    import subprocess
+    import sys
+
+    from tests.tiny_encoder import build_tiny_encoder
+
+    frame = pd.read_csv(small_sample, dtype=str, keep_default_na=False)
+    work = tmp_path_factory.mktemp("ens")
+    encoder = build_tiny_encoder(work / "encoder", list(frame["title"] + frame["text"]))
+    result = subprocess.run([sys.executable, "-m", "serving.cli", "train", "--kind", "ensemble", "--data",
+                             str(small_sample), "--out", str(work / "bundle"), "--base-model", str(encoder),
+                             "--epochs", "1", "--max-length", "64"], capture_output=True, text=True, cwd=ROOT,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    return work / "bundle"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs_on_a_small_sample(path, small_sample, tmp_path):
+def test_notebook_runs_on_a_small_sample(path, small_sample, tmp_path, request):
     notebook = nbformat.read(path, as_version=4)
     parameters = [c for c in notebook.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert parameters, f"{path.name} has no cell tagged 'parameters'"
-    parameters[0].source = f"DATA = {str(small_sample)!r}\nOUT = {str(tmp_path)!r}\n"
+    source = f"DATA = {str(small_sample)!r}\nOUT = {str(tmp_path)!r}\n"
+    if "MODEL" in parameters[0].source:
+        source += f"MODEL = {str(request.getfixturevalue('small_ensemble'))!r}\n"
+    parameters[0].source = source
     client = NotebookClient(notebook, timeout=120, kernel_name="python3",
                             resources={"metadata": {"path": str(ROOT / "notebooks")}})
     client.execute()

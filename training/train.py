@@ -1,9 +1,14 @@
 """``jiesu train``: labelled appeals in, a model bundle out, evaluated exactly as it will be served.
 
 Steps: load and validate the data (``training.data``), split it (stratified, seeded, duplicates kept
-together), fit on train, calibrate on validation, refit on train + validation, write the bundle into a
-temporary directory, load it back through ``serving`` and evaluate the test split with it, write the
-report, then move the bundle into place. A failed run leaves any previous bundle at ``out`` untouched.
+together), fit, calibrate on validation, write the bundle into a temporary directory, load it back
+through ``serving`` and evaluate the test split with it, write the report, then move the bundle into
+place. A failed run leaves any previous bundle at ``out`` untouched.
+
+Kinds: ``linear`` (fit on train, refit on train + validation), ``transformer``
+(``training.transformer.pipeline``: fine-tune, ONNX, int8) and ``ensemble`` (both, as member bundles,
+their category probabilities averaged with the weight that gives the best validation macro-F1; the
+report sets all three side by side on the same test split).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 
 from serving.bundle import Manifest, write_manifest
 from serving.linear import LinearCategoryModel, softmax, write_weights
@@ -22,6 +28,9 @@ from taxonomy import Taxonomy
 from training.data import SplitConfig, assign_splits, fingerprint, load_frame
 from training.evaluate import compute_metrics, write_report
 from training.linear import LinearConfig, fit_linear
+
+
+KINDS = ("linear", "transformer", "ensemble")
 
 
 @dataclass
@@ -34,12 +43,26 @@ class TrainConfig:
     test: float = 0.1
     level: int = 1
     C: float = 1.0
+    # transformer and ensemble kinds
+    base_model: str | None = None
+    work_dir: Path | None = None
+    epochs: int = 5
+    batch_size: int = 32
+    lr: float = 5e-5
+    max_length: int = 256
+    head_fraction: float = 0.75
+    layers: int | None = None
+    device: str = "auto"
+    patience: int = 2
+    max_steps: int | None = None
+    progress: bool = True
+    prepare_only: bool = False
     extra: dict = field(default_factory=dict)
 
 
 @dataclass
 class TrainResult:
-    bundle: Path
+    bundle: Path | None  # None after ``prepare_only``
     metrics: dict
     seconds: float
     split_sizes: dict
@@ -47,8 +70,13 @@ class TrainResult:
 
 def train(config: TrainConfig, taxonomy: Taxonomy, log=print) -> TrainResult:
     started = time.perf_counter()
+    if config.kind not in KINDS:
+        raise ValueError(f"model kind {config.kind!r} is unknown; use one of {', '.join(KINDS)}")
+    if config.kind != "linear" and not config.base_model:
+        raise ValueError(f"--kind {config.kind} needs --base-model DIR (a BERT-family checkpoint; "
+                         "`jiesu encoder import-e5 --out DIR` builds one without a model hub)")
     if config.kind != "linear":
-        raise ValueError(f"model kind {config.kind!r} is not available yet; use --kind linear")
+        _check_base_model(str(config.base_model))
     frame = load_frame(config.data, taxonomy, config.level)
     frame["split"] = assign_splits(frame, SplitConfig(config.validation, config.test, config.seed))
     parts = {name: frame[frame["split"] == name] for name in ("train", "validation", "test")}
@@ -56,67 +84,219 @@ def train(config: TrainConfig, taxonomy: Taxonomy, log=print) -> TrainResult:
     log(f"data: {len(frame)} appeals from {len(config.data)} file(s); split {sizes}")
     if sizes["train"] == 0:
         raise ValueError("the training split is empty: give more data or smaller validation/test fractions")
+    training_data = {
+        "files": [str(p) for p in config.data],
+        "fingerprint": fingerprint(frame),
+        "rows": int(len(frame)),
+        "split": {"seed": config.seed, "validation": config.validation, "test": config.test, "sizes": sizes},
+    }
+    if config.prepare_only:
+        if config.kind == "linear":
+            raise ValueError("--prepare-only applies to the transformer kinds")
+        from training.transformer.pipeline import fit_command, prepare_work
 
-    linear_config = LinearConfig(C=config.C)
-    fitted = fit_linear(
-        list(parts["train"]["title"]), list(parts["train"]["text"]), list(parts["train"]["category"]),
-        list(parts["validation"]["title"]), list(parts["validation"]["text"]), list(parts["validation"]["category"]),
-        linear_config, seed=config.seed,
-    )
-    log(f"fitted {len(fitted.labels)} classes, {fitted.coef.shape[1]} features, temperature {fitted.temperature:.3f}")
-
+        options = _transformer_options(config)
+        categories = _categories(frame)
+        prepare_work(frame[frame["category"].isin(categories)].reset_index(drop=True), categories, taxonomy,
+                     options, log)
+        log(f"prepared; to fine-tune elsewhere, copy {options.work_dir} and the base model and run:\n  "
+            f"{fit_command(options)}\nthen copy its fit/ directory back and run this command without --prepare-only")
+        return TrainResult(None, {}, time.perf_counter() - started, sizes)
     out = Path(config.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        write_weights(staging, linear_config.features, fitted.columns, fitted.idfs, fitted.coef, fitted.intercept,
-                      fitted.temperature)
-        manifest_data = {
-            "kind": "linear",
-            "heads": {"category": {"labels": fitted.labels, "level": config.level}},
-            "preprocessing": linear_config.preprocessing.to_dict(),
-            "features": [spec.to_dict() for spec in linear_config.features],
-            "classifier": {"type": "LinearSVC", "C": linear_config.C, "class_weight": linear_config.class_weight,
-                           "calibration": "temperature (fitted on validation)", "temperature": fitted.temperature,
-                           "refit_on": "train+validation"},
-            "taxonomy": {"profile": taxonomy.name},
-            "training_data": {
-                "files": [str(p) for p in config.data],
-                "fingerprint": fingerprint(frame),
-                "rows": int(len(frame)),
-                "split": {"seed": config.seed, "validation": config.validation, "test": config.test,
-                          "sizes": sizes},
-            },
-        }
-        served = LinearCategoryModel(Manifest(staging, manifest_data))  # evaluate what serving will load
-        metrics = {}
-        if fitted.validation_scores is not None:  # the train-only model, before the refit saw validation
-            rows = parts["validation"].iloc[fitted.validation_rows]
-            metrics["validation"] = compute_metrics(fitted.labels, list(rows["category"]),
-                                                    softmax(fitted.validation_scores, fitted.temperature))
-        test = parts["test"][parts["test"]["category"].isin(fitted.labels)]
-        if len(test):
-            probabilities = served.predict_proba(list(test["title"]), list(test["text"]))
-            metrics["test"] = compute_metrics(fitted.labels, list(test["category"]), probabilities)
-        evaluated = "test" if "test" in metrics else "validation" if "validation" in metrics else None
-        if evaluated:
-            write_report(staging, metrics[evaluated], f"category ({evaluated} split, {metrics[evaluated]['n']} appeals)")
-        if "validation" in metrics and evaluated != "validation":
-            (staging / "report_validation.json").write_text(
-                json.dumps(metrics["validation"], ensure_ascii=False, indent=2), encoding="utf-8")
+        if config.kind == "linear":
+            manifest_data, metrics, _ = _linear_bundle(staging, config, taxonomy, parts, training_data, log)
+        elif config.kind == "transformer":
+            manifest_data, metrics = _transformer_bundle(staging, config, taxonomy, frame, training_data, log)
+        else:
+            manifest_data, metrics = _ensemble_bundle(staging, config, taxonomy, frame, parts, training_data, log)
         seconds = time.perf_counter() - started
         manifest_data["metrics"] = {
             name: {k: m[k] for k in ("n", "accuracy", "macro_f1", "weighted_f1", "ece")} for name, m in metrics.items()
         }
         manifest_data["metrics"]["train_seconds"] = round(seconds, 2)
         manifest_data["train_config"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()
-                                         if k not in ("data", "out")}
+                                         if k not in ("data", "out", "progress")}
         write_manifest(staging, manifest_data)
         _replace(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return TrainResult(out, metrics, time.perf_counter() - started, sizes)
+
+
+def _check_base_model(base_model: str) -> None:
+    """A local checkpoint must be a directory with config.json; anything else is taken as a hub id."""
+    path = Path(base_model)
+    looks_local = path.exists() or base_model.startswith((".", "/", "~")) or base_model.count("/") > 1
+    if looks_local and not (path / "config.json").is_file():
+        raise ValueError(f"--base-model {base_model}: not a checkpoint directory (no config.json there); "
+                         "`jiesu encoder import-e5 --out DIR` builds one")
+
+
+def _linear_bundle(staging: Path, config: TrainConfig, taxonomy: Taxonomy, parts: dict, training_data: dict, log):
+    """Fit the linear model into ``staging``; returns (manifest data, metrics, validation probabilities
+    of the train-only model with their row positions in the validation split)."""
+    linear_config = LinearConfig(C=config.C)
+    fitted = fit_linear(
+        list(parts["train"]["title"]), list(parts["train"]["text"]), list(parts["train"]["category"]),
+        list(parts["validation"]["title"]), list(parts["validation"]["text"]), list(parts["validation"]["category"]),
+        linear_config, seed=config.seed,
+    )
+    log(f"linear: {len(fitted.labels)} classes, {fitted.coef.shape[1]} features, temperature {fitted.temperature:.3f}")
+    write_weights(staging, linear_config.features, fitted.columns, fitted.idfs, fitted.coef, fitted.intercept,
+                  fitted.temperature)
+    manifest_data = {
+        "kind": "linear",
+        "heads": {"category": {"labels": fitted.labels, "level": config.level}},
+        "preprocessing": linear_config.preprocessing.to_dict(),
+        "features": [spec.to_dict() for spec in linear_config.features],
+        "classifier": {"type": "LinearSVC", "C": linear_config.C, "class_weight": linear_config.class_weight,
+                       "calibration": "temperature (fitted on validation)", "temperature": fitted.temperature,
+                       "refit_on": "train+validation"},
+        "taxonomy": {"profile": taxonomy.name},
+        "training_data": training_data,
+    }
+    served = LinearCategoryModel(Manifest(staging, manifest_data))  # evaluate what serving will load
+    metrics, validation = {}, None
+    if fitted.validation_scores is not None:  # the train-only model, before the refit saw validation
+        rows = parts["validation"].iloc[fitted.validation_rows]
+        validation = (np.asarray(fitted.validation_rows), softmax(fitted.validation_scores, fitted.temperature))
+        metrics["validation"] = compute_metrics(fitted.labels, list(rows["category"]), validation[1])
+    test = parts["test"][parts["test"]["category"].isin(fitted.labels)]
+    if len(test):
+        probabilities = served.predict_proba(list(test["title"]), list(test["text"]))
+        metrics["test"] = compute_metrics(fitted.labels, list(test["category"]), probabilities)
+    _write_reports(staging, metrics)
+    return manifest_data, metrics, validation
+
+
+def _write_reports(staging: Path, metrics: dict, name: str = "category") -> str | None:
+    evaluated = "test" if "test" in metrics else "validation" if "validation" in metrics else None
+    if evaluated:
+        write_report(staging, metrics[evaluated], f"{name} ({evaluated} split, {metrics[evaluated]['n']} appeals)")
+    if "validation" in metrics and evaluated != "validation":
+        (staging / "report_validation.json").write_text(
+            json.dumps(metrics["validation"], ensure_ascii=False, indent=2), encoding="utf-8")
+    return evaluated
+
+
+def _transformer_options(config: TrainConfig):
+    from training.transformer.fit import FitConfig
+    from training.transformer.pipeline import TransformerOptions
+
+    work = Path(config.work_dir) if config.work_dir else Path(config.out).with_name(Path(config.out).name + ".work")
+    fit_config = FitConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, layers=config.layers,
+                           seed=config.seed, device=config.device, patience=config.patience,
+                           max_steps=config.max_steps)
+    return TransformerOptions(base_model=str(config.base_model), work_dir=work, fit=fit_config,
+                              max_length=config.max_length, head_fraction=config.head_fraction)
+
+
+def _categories(frame) -> list[str]:
+    train_labels = sorted(set(frame.loc[frame["split"] == "train", "category"]))
+    if len(train_labels) < 2:
+        raise ValueError(f"training needs at least two categories, found {train_labels}")
+    return train_labels
+
+
+def _transformer_bundle(staging: Path, config: TrainConfig, taxonomy: Taxonomy, frame, training_data: dict, log,
+                        built=None):
+    from training.transformer.pipeline import build_transformer, heads_markdown
+
+    categories = _categories(frame)
+    frame = frame[frame["category"].isin(categories)].reset_index(drop=True)
+    if built is None:
+        built = build_transformer(staging, frame, categories, taxonomy, _transformer_options(config), config.level,
+                                  log=log, progress=config.progress)
+    manifest_data = {**built.manifest_data, "taxonomy": {"profile": taxonomy.name}, "training_data": training_data}
+    evaluated = _write_reports(staging, built.metrics)
+    if evaluated:
+        with (staging / "report.md").open("a", encoding="utf-8") as fh:
+            fh.write(heads_markdown(built.head_metrics, built.report_extra))
+    (staging / "report_heads.json").write_text(json.dumps(
+        {"heads": built.head_metrics, **built.report_extra}, ensure_ascii=False, indent=2), encoding="utf-8")
+    return manifest_data, built.metrics
+
+
+def _ensemble_bundle(staging: Path, config: TrainConfig, taxonomy: Taxonomy, frame, parts, training_data: dict, log):
+    from training.transformer.pipeline import build_transformer
+
+    categories = _categories(frame)
+    linear_dir, transformer_dir = staging / "members" / "linear", staging / "members" / "transformer"
+    linear_dir.mkdir(parents=True)
+    transformer_dir.mkdir(parents=True)
+    linear_manifest, linear_metrics, linear_val = _linear_bundle(linear_dir, config, taxonomy, parts,
+                                                                 training_data, log)
+    if linear_manifest["heads"]["category"]["labels"] != categories:
+        raise ValueError("the linear and transformer members would have different category labels")
+    write_manifest(linear_dir, linear_manifest)
+    kept = frame[frame["category"].isin(categories)].reset_index(drop=True)
+    built = build_transformer(transformer_dir, kept, categories, taxonomy, _transformer_options(config),
+                              config.level, log=log, progress=config.progress)
+    transformer_manifest, transformer_metrics = _transformer_bundle(transformer_dir, config, taxonomy, frame,
+                                                                    training_data, log, built=built)
+    write_manifest(transformer_dir, transformer_manifest)
+
+    # Weight from validation: the linear member's train-only probabilities against the transformer's.
+    validation = parts["validation"]
+    weight, table = 0.5, []
+    if linear_val is not None and len(validation):
+        rows, p_linear = linear_val
+        p_transformer = built.validation_probabilities[rows]
+        truth = list(validation.iloc[rows]["category"])
+        for w in np.round(np.linspace(0, 1, 11), 2):
+            score = compute_metrics(categories, truth, w * p_linear + (1 - w) * p_transformer)["macro_f1"]
+            table.append({"linear_weight": float(w), "validation_macro_f1": score})
+        weight = max(table, key=lambda r: (r["validation_macro_f1"], -abs(r["linear_weight"] - 0.5)))["linear_weight"]
+    log(f"ensemble: linear weight {weight:.1f} (validation macro-F1 by weight: "
+        + ", ".join(f"{r['linear_weight']:.1f}→{r['validation_macro_f1']:.4f}" for r in table) + ")")
+    manifest_data = {
+        "kind": "ensemble",
+        "heads": {"category": {"labels": categories, "level": config.level},
+                  **{k: v for k, v in transformer_manifest["heads"].items() if k != "category"}},
+        "preprocessing": linear_manifest["preprocessing"],
+        "members": [{"path": "members/linear", "kind": "linear", "weight": weight},
+                    {"path": "members/transformer", "kind": "transformer", "weight": round(1 - weight, 2)}],
+        "weight_search": table,
+        "taxonomy": {"profile": taxonomy.name},
+        "training_data": training_data,
+    }
+    from serving.predictor import load_category_model  # evaluate the ensemble as it will be served
+
+    served = load_category_model(Manifest(staging, manifest_data))
+    metrics = {}
+    test = parts["test"][parts["test"]["category"].isin(categories)]
+    if len(test):
+        metrics["test"] = compute_metrics(categories, list(test["category"]),
+                                          served.predict_proba(list(test["title"]), list(test["text"])))
+    _write_reports(staging, metrics, "ensemble category")
+    comparison = {"linear": linear_metrics.get("test"), "transformer": transformer_metrics.get("test"),
+                  "ensemble": metrics.get("test")}
+    (staging / "comparison.json").write_text(json.dumps(comparison, ensure_ascii=False, indent=2), encoding="utf-8")
+    with (staging / "report.md").open("a", encoding="utf-8") as fh:
+        fh.write(comparison_markdown(comparison))
+    return manifest_data, metrics
+
+
+def comparison_markdown(comparison: dict) -> str:
+    present = {k: v for k, v in comparison.items() if v}
+    if not present:
+        return ""
+    names = list(present)
+    lines = ["", "## Linear, transformer and ensemble on the same test split", "",
+             "| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for key in ("accuracy", "macro_f1", "weighted_f1", "ece"):
+        lines.append(f"| {key} | " + " | ".join(f"{present[n][key]:.4f}" for n in names) + " |")
+    lines += ["", "Per-class F1:", "", "| class | " + " | ".join(names) + " | support |",
+              "|---|" + "---|" * (len(names) + 1)]
+    first = present[names[0]]
+    for label, row in first["per_class"].items():
+        lines.append(f"| {label} | " + " | ".join(f"{present[n]['per_class'][label]['f1']:.3f}" for n in names)
+                     + f" | {row['support']} |")
+    return "\n".join(lines) + "\n"
 
 
 def _replace(staging: Path, out: Path) -> None:

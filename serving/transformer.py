@@ -1,0 +1,154 @@
+"""Transformer and ensemble bundles as served: onnxruntime and ``tokenizers``, no torch.
+
+A ``transformer`` bundle holds ``model.onnx`` (inputs ``input_ids`` and ``attention_mask``, int64,
+dynamic batch and sequence axes; one output ``logits_<head>`` per head), ``tokenizer.json`` and, in
+the manifest, ``encoding`` (``serving.encoding.TextEncoding``) and each head's labels and softmax
+temperature. An ``ensemble`` bundle holds complete member bundles under ``members/<name>/`` and
+averages their category probabilities with the weights in its manifest; the other heads come from
+the member that has them.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from serving.bundle import BundleError, Manifest, read_manifest
+from serving.encoding import TextEncoding, encode_sequences, length_batches, pad
+
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+BATCH = 16
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = logits.astype(np.float64) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def onnx_threads() -> int:
+    """Threads per onnxruntime session: JIESU_ONNX_THREADS, else the cores this process may use."""
+    value = os.environ.get("JIESU_ONNX_THREADS")
+    if value:
+        return max(1, int(value))
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def open_session(path, threads: int | None = None):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or onnx_threads()
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+class TransformerModel:
+    """``predict_all(titles, texts)`` → {head: probabilities}; ``predict_proba`` → category only."""
+
+    parallel_safe = False  # onnxruntime already uses every core, and its thread pool does not survive fork
+
+    def __init__(self, manifest: Manifest, threads: int | None = None):
+        from tokenizers import Tokenizer
+
+        self.manifest = manifest
+        self.labels = manifest.labels("category")
+        self.heads = {name: list(head["labels"]) for name, head in manifest.heads.items()}
+        self.temperatures = {name: float(head.get("temperature", 1.0)) for name, head in manifest.heads.items()}
+        try:
+            self.encoding = TextEncoding.from_dict(manifest.data["encoding"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(manifest.path, f"the manifest's encoding is unusable ({exc})") from None
+        for name in (MODEL_FILE, TOKENIZER_FILE):
+            if not manifest.file(name).exists():
+                raise BundleError(manifest.path, f"{name} is missing")
+        try:
+            self.tokenizer = Tokenizer.from_file(str(manifest.file(TOKENIZER_FILE)))
+        except Exception as exc:  # tokenizers raises its own exception type for a malformed file
+            raise BundleError(manifest.path, f"{TOKENIZER_FILE} cannot be read ({exc})") from None
+        try:
+            self.session = open_session(manifest.file(MODEL_FILE), threads)
+        except Exception as exc:  # onnxruntime raises its own types for a malformed graph
+            raise BundleError(manifest.path, f"{MODEL_FILE} cannot be loaded by onnxruntime ({exc})") from None
+        outputs = {o.name for o in self.session.get_outputs()}
+        missing = [h for h in self.heads if f"logits_{h}" not in outputs]
+        if missing:
+            raise BundleError(manifest.path, f"{MODEL_FILE} has no output for head(s) {', '.join(missing)}")
+        self.output_names = [f"logits_{h}" for h in self.heads]
+        for head, labels in self.heads.items():
+            width = self.session.get_outputs()[[o.name for o in self.session.get_outputs()].index(f"logits_{head}")].shape[-1]
+            if isinstance(width, int) and width != len(labels):
+                raise BundleError(manifest.path, f"head {head} has {width} outputs but {len(labels)} labels")
+
+    def encode(self, titles: list[str], texts: list[str]) -> list[list[int]]:
+        return encode_sequences(self.tokenizer, titles, texts, self.encoding)
+
+    def logits(self, sequences: list[list[int]], batch_size: int = BATCH) -> dict[str, np.ndarray]:
+        out = {h: np.zeros((len(sequences), len(labels)), dtype=np.float32) for h, labels in self.heads.items()}
+        for rows in length_batches([len(s) for s in sequences], batch_size):
+            ids, mask = pad([sequences[r] for r in rows], self.encoding.pad_id)
+            results = self.session.run(self.output_names, {"input_ids": ids, "attention_mask": mask})
+            for head, values in zip(self.heads, results):
+                out[head][rows] = values
+        return out
+
+    def predict_all(self, titles: list[str], texts: list[str]) -> dict[str, np.ndarray]:
+        if not titles:
+            return {h: np.zeros((0, len(labels))) for h, labels in self.heads.items()}
+        logits = self.logits(self.encode(titles, texts))
+        return {h: softmax(v, self.temperatures[h]) for h, v in logits.items()}
+
+    def predict_proba(self, titles: list[str], texts: list[str]) -> np.ndarray:
+        return self.predict_all(titles, texts)["category"]
+
+
+class EnsembleModel:
+    """Weighted average of member bundles' category probabilities."""
+
+    def __init__(self, manifest: Manifest, load_member):
+        self.manifest = manifest
+        self.labels = manifest.labels("category")
+        members = manifest.data.get("members")
+        if not isinstance(members, list) or not members:
+            raise BundleError(manifest.path, "an ensemble manifest needs a non-empty 'members' list")
+        self.members, self.weights = [], []
+        for member in members:
+            try:
+                path, weight = manifest.path / member["path"], float(member["weight"])
+            except (KeyError, TypeError, ValueError):
+                raise BundleError(manifest.path, "each member needs 'path' and a numeric 'weight'") from None
+            model = load_member(read_manifest(path, verify=False))  # the ensemble's manifest verified every file
+            if list(model.labels) != self.labels:
+                raise BundleError(manifest.path, f"member {member['path']} has different category labels")
+            self.members.append(model)
+            self.weights.append(weight)
+        total = sum(self.weights)
+        if total <= 0 or any(w < 0 for w in self.weights):
+            raise BundleError(manifest.path, "member weights must be non-negative and not all zero")
+        self.weights = [w / total for w in self.weights]
+        self.heads = {"category": self.labels}
+        for model in self.members:
+            for head, labels in getattr(model, "heads", {}).items():
+                self.heads.setdefault(head, labels)
+        self.parallel_safe = all(getattr(m, "parallel_safe", True) for m in self.members)
+
+    def predict_all(self, titles: list[str], texts: list[str]) -> dict[str, np.ndarray]:
+        combined, extra = None, {}
+        for model, weight in zip(self.members, self.weights):
+            if hasattr(model, "predict_all"):
+                result = model.predict_all(titles, texts)
+            else:
+                result = {"category": model.predict_proba(titles, texts)}
+            part = weight * result["category"]
+            combined = part if combined is None else combined + part
+            for head, values in result.items():
+                if head != "category":
+                    extra.setdefault(head, values)
+        return {"category": combined, **extra}
+
+    def predict_proba(self, titles: list[str], texts: list[str]) -> np.ndarray:
+        return self.predict_all(titles, texts)["category"]

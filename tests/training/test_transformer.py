@@ -1,0 +1,311 @@
+"""The transformer router end to end on a tiny, randomly initialised encoder built in the test:
+encoding of long appeals, the fine-tune loop (seeded, resumable, early stopping), ONNX export and its
+parity with PyTorch, transformer and ensemble bundles through ``jiesu train``, ``jiesu predict`` and
+``jiesu evaluate``, and serving them in a process where torch cannot be imported."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("onnx")
+
+from serving.bundle import read_manifest  # noqa: E402
+from serving.encoding import TextEncoding, assemble, encode_sequences, pad  # noqa: E402
+from tests.conftest import ROOT, SAMPLE  # noqa: E402
+from tests.tiny_encoder import build_tiny_encoder  # noqa: E402
+
+JIESU = [sys.executable, "-m", "serving.cli"]
+
+
+def sample_rows() -> list[dict]:
+    return [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory) -> Path:
+    texts = [(r.get("title") or "") + r["text"] for r in sample_rows()]
+    return build_tiny_encoder(tmp_path_factory.mktemp("tiny") / "encoder", texts)
+
+
+def jiesu(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([*JIESU, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def train_cli(encoder: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return jiesu("train", "--data", SAMPLE, "--out", out, "--base-model", encoder, "--max-length", "96",
+                 "--batch-size", "16", *extra)
+
+
+# --- encoding -------------------------------------------------------------------------------------
+
+def test_a_long_appeal_keeps_its_start_and_its_request_at_the_end():
+    encoding = TextEncoding(max_length=16, title_tokens=4, head_fraction=0.75, cls_id=0, sep_id=2, pad_id=1)
+    title, body = [10, 11, 12, 13, 14, 15], list(range(100, 130))
+    ids = assemble(title, body, encoding)
+    assert len(ids) == 16
+    assert ids[:6] == [0, 10, 11, 12, 13, 2]  # title cut to 4 tokens
+    budget = 16 - 3 - 4
+    head = int(np.ceil(budget * 0.75))
+    assert ids[6:6 + head] == body[:head]  # the start of the body …
+    assert ids[6 + head:-1] == body[-(budget - head):]  # … and its last tokens (请求…)
+    assert ids[-1] == 2
+
+
+def test_plain_truncation_when_head_fraction_is_one_and_short_appeals_are_whole():
+    encoding = TextEncoding(max_length=16, title_tokens=4, head_fraction=1.0, cls_id=0, sep_id=2, pad_id=1)
+    assert assemble([10], list(range(100, 130)), encoding)[3:-1] == list(range(100, 112))
+    assert assemble([10], [100, 101], encoding) == [0, 10, 2, 100, 101, 2]
+
+
+def test_bad_encoding_settings_are_refused():
+    with pytest.raises(ValueError, match="head_fraction"):
+        TextEncoding(head_fraction=0)
+    with pytest.raises(ValueError, match="max_length"):
+        TextEncoding(max_length=4)
+
+
+def test_encoding_normalises_and_strips_masked_place_codes(encoder):
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(encoder / "tokenizer.json"))
+    encoding = TextEncoding(max_length=64, cls_id=2, sep_id=3, pad_id=0)
+    # full-width and traditional forms normalise to the same text; the masked code A3区 is removed
+    (a,) = encode_sequences(tokenizer, ["小区噪音"], ["A3区某小区夜间施工噪音扰民"], encoding)
+    (b,) = encode_sequences(tokenizer, ["小區噪音"], ["某小区夜间施工噪音扰民"], encoding)
+    assert a == b
+    ids, mask = pad([a, a[:5]], encoding.pad_id)
+    assert ids.shape == mask.shape == (2, len(a)) and mask[1].sum() == 5 and ids[1, 5] == 0
+
+
+# --- fine-tune loop -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def prepared(encoder, tmp_path_factory, taxonomy) -> Path:
+    from training.train import TrainConfig, train
+
+    work = tmp_path_factory.mktemp("work")
+    config = TrainConfig(data=[SAMPLE], out=work / "unused", kind="transformer", base_model=str(encoder),
+                         work_dir=work, max_length=96, prepare_only=True)
+    assert train(config, taxonomy, log=lambda m: None).bundle is None
+    return work / "prepared"
+
+
+def fit_config(**changes):
+    from training.transformer.fit import FitConfig
+
+    base = dict(epochs=3, batch_size=16, lr=1e-3, head_lr=3e-3, seed=7, device="cpu", save_every=3, patience=5)
+    return FitConfig(**{**base, **changes})
+
+
+def test_prepare_labels_urgency_and_type_from_the_data_where_given_else_from_rules(prepared):
+    meta = json.loads((prepared / "meta.json").read_text(encoding="utf-8"))
+    assert meta["heads"]["urgency"] == ["1", "2", "3", "4"]
+    assert set(meta["heads"]["appeal_type"]) == {"投诉", "举报", "求助", "咨询", "建议", "表扬"}
+    assert len(meta["heads"]["category"]) == 15
+    # the team's sample carries its own urgency and type labels on every row
+    assert meta["label_sources"]["urgency"] == {"data": 240, "rules": 0}
+
+
+def test_prepare_falls_back_to_the_rule_layer_for_unlabelled_rows(taxonomy):
+    import pandas as pd
+
+    from training.transformer.prepare import head_labels
+
+    frame = pd.DataFrame({"title": ["燃气泄漏", "咨询公积金"], "text": ["楼道里燃气泄漏，味道很大，请马上来人", "请问公积金怎么提取？"],
+                          "category": ["城乡建设", "劳动和社会保障"], "urgency": [-1, 3], "appeal_type": ["", ""]})
+    names, labels, sources = head_labels(frame, taxonomy, ["城乡建设", "劳动和社会保障"])
+    assert names["urgency"][labels["urgency"][0]] == "1"  # the rule layer: 燃气泄漏 is 特急
+    assert names["urgency"][labels["urgency"][1]] == "3"  # the row's own label wins
+    assert names["appeal_type"][labels["appeal_type"][1]] == "咨询"
+    assert sources == {"urgency": {"data": 1, "rules": 1}, "appeal_type": {"data": 0, "rules": 2}}
+
+
+def test_the_loop_learns_and_is_reproducible_from_its_seed(prepared, encoder, tmp_path):
+    from training.transformer.fit import fit
+
+    first = fit(prepared, encoder, tmp_path / "a", fit_config(), log=lambda m: None, progress=False)
+    again = fit(prepared, encoder, tmp_path / "b", fit_config(), log=lambda m: None, progress=False)
+    losses = [h["train_loss"] for h in first["history"]]
+    assert losses[-1] < losses[0]  # it learns something
+    assert first["done"] and first["reason"] == "epochs"
+    assert [h["train_loss"] for h in again["history"]] == pytest.approx(losses, rel=1e-5)
+    assert (tmp_path / "a" / "best" / "model.safetensors").exists()
+    assert not (tmp_path / "a" / "checkpoint.pt").exists()  # removed once finished
+
+
+def test_a_stopped_run_resumes_to_the_same_result(prepared, encoder, tmp_path):
+    from training.transformer.fit import fit
+
+    whole = fit(prepared, encoder, tmp_path / "whole", fit_config(), log=lambda m: None, progress=False)
+    part = fit(prepared, encoder, tmp_path / "part", fit_config(max_steps=17), log=lambda m: None, progress=False)
+    assert part["reason"] == "max_steps" and (tmp_path / "part" / "checkpoint.pt").exists()
+    messages = []
+    rest = fit(prepared, encoder, tmp_path / "part", fit_config(), log=messages.append, progress=False)
+    assert any("resuming" in m for m in messages)
+    assert rest["global_step"] == whole["global_step"]
+    assert [h["train_loss"] for h in rest["history"]] == pytest.approx([h["train_loss"] for h in whole["history"]],
+                                                                         rel=1e-4)
+    # asking again does nothing
+    messages.clear()
+    fit(prepared, encoder, tmp_path / "part", fit_config(), log=messages.append, progress=False)
+    assert any("nothing to do" in m for m in messages)
+
+
+def test_early_stopping_and_a_work_directory_of_another_run(prepared, encoder, tmp_path):
+    from training.transformer.fit import FitError, fit
+
+    record = fit(prepared, encoder, tmp_path / "r", fit_config(epochs=8, patience=1, lr=0.0, head_lr=0.0),
+                 log=lambda m: None, progress=False)
+    assert record["stopped_early"] and record["reason"] == "early_stop" and record["epoch"] == 2
+    with pytest.raises(FitError, match="other settings"):
+        fit(prepared, encoder, tmp_path / "r", fit_config(lr=5e-4), log=lambda m: None, progress=False)
+
+
+# --- export and parity ----------------------------------------------------------------------------
+
+def test_export_fp32_matches_pytorch_and_int8_is_checked(prepared, encoder, tmp_path):
+    from training.transformer.export import export_all, onnx_logits, torch_logits
+    from training.transformer.fit import fit, read_prepared
+    from training.transformer.model import load_model
+
+    fit(prepared, encoder, tmp_path / "fit", fit_config(epochs=1), log=lambda m: None, progress=False)
+    model = load_model(tmp_path / "fit" / "best")
+    meta, sequences, split, _ = read_prepared(prepared)
+    check = [s.tolist() for s in sequences[:40]]
+    record = export_all(model, tmp_path / "onnx", meta["pad_id"], check, log=lambda m: None)
+    assert record["parity"]["fp32"]["category"]["top1_agreement"] == 1.0
+    assert record["parity"]["fp32"]["category"]["max_prob_diff"] < 1e-4
+    assert 0.0 <= record["parity"]["int8"]["category"]["max_prob_diff"] < 0.5
+    assert record["shipped"] in ("int8", "fp32") and record["why"]
+    # dynamic axes: other batch sizes and lengths than the export example
+    odd = [s[:n] for s, n in zip(check, (3, 50, 7, 96, 11))]
+    reference = torch_logits(model, odd, meta["pad_id"], batch_size=5)
+    got = onnx_logits(tmp_path / "onnx" / "model_fp32.onnx", model.head_names, odd, meta["pad_id"], batch_size=2)
+    for head in model.head_names:
+        np.testing.assert_allclose(got[head], reference[head], atol=1e-4)
+
+
+# --- bundles through the command line -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def transformer_bundle(encoder, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bundles") / "transformer"
+    result = train_cli(encoder, out, "--kind", "transformer", "--epochs", "2")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["bundle"] == str(out) and 0.0 <= summary["macro_f1"] <= 1.0
+    return out
+
+
+@pytest.fixture(scope="module")
+def ensemble_bundle(encoder, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bundles") / "ensemble"
+    result = train_cli(encoder, out, "--kind", "ensemble", "--epochs", "1")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_transformer_bundle_has_the_linear_bundles_format_and_says_where_labels_came_from(transformer_bundle):
+    manifest = read_manifest(transformer_bundle)
+    assert manifest.kind == "transformer"
+    assert set(manifest.heads) == {"category", "urgency", "appeal_type"}
+    assert all(manifest.heads[h]["temperature"] > 0 for h in manifest.heads)
+    assert manifest.data["onnx"]["shipped"] in ("int8", "fp32")
+    assert set(manifest.data["files"]) >= {"model.onnx", "tokenizer.json", "report.json", "report.md"}
+    report = (transformer_bundle / "report.md").read_text(encoding="utf-8")
+    assert "rule layer" in report and "labels from data 240, from rules 0" in report
+    assert "top-1 agreement" in report
+
+
+def test_ensemble_bundle_weighs_its_members_on_validation_and_compares_them(ensemble_bundle):
+    manifest = read_manifest(ensemble_bundle)
+    assert manifest.kind == "ensemble"
+    members = {m["kind"]: m for m in manifest.data["members"]}
+    assert set(members) == {"linear", "transformer"}
+    assert members["linear"]["weight"] + members["transformer"]["weight"] == pytest.approx(1.0)
+    assert len(manifest.data["weight_search"]) == 11
+    comparison = json.loads((ensemble_bundle / "comparison.json").read_text(encoding="utf-8"))
+    assert set(comparison) == {"linear", "transformer", "ensemble"}
+    assert "Linear, transformer and ensemble" in (ensemble_bundle / "report.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("kind", ["transformer", "ensemble"])
+def test_jiesu_predict_and_evaluate_on_both_kinds(kind, transformer_bundle, ensemble_bundle, tmp_path):
+    bundle = transformer_bundle if kind == "transformer" else ensemble_bundle
+    appeals = tmp_path / "in.jsonl"
+    appeals.write_text("\n".join(json.dumps(a, ensure_ascii=False) for a in [
+        {"id": "1", "title": "朝阳区建外街道夜间施工噪音", "text": "工地每天夜里十二点还在施工，噪音扰民，请尽快处理。"},
+        {"id": "2", "text": "小区楼道燃气泄漏，味道很大！"},
+    ]) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = jiesu("predict", "--model", bundle, "--input", appeals, "--output", out)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in rows] == ["1", "2"]
+    labels = read_manifest(bundle).labels()
+    assert all(r["category"] in labels and 0 < r["category_confidence"] <= 1 for r in rows)
+    assert rows[1]["urgency"] == 1 and "燃气泄漏" in rows[1]["urgency_reason"]  # a signal: the rule decides
+    assert rows[0]["district"] == "朝阳区"
+    report = tmp_path / "report"
+    result = jiesu("evaluate", "--model", bundle, "--data", SAMPLE, "--out", report)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((report / "report.json").read_text(encoding="utf-8"))["n"] == 240
+
+
+def test_serving_loads_both_kinds_without_torch(transformer_bundle, ensemble_bundle, data_dir):
+    script = f"""
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torch', 'transformers', 'training'):
+            raise ImportError('blocked: ' + name)
+sys.meta_path.insert(0, Block())
+from serving.predictor import AppealInput, Predictor
+from taxonomy import load_taxonomy
+tx = load_taxonomy('beijing', data_dir={str(data_dir)!r})
+for bundle in ({str(transformer_bundle)!r}, {str(ensemble_bundle)!r}):
+    p = Predictor(bundle, tx).predict_one(AppealInput(id='x', title='噪音', text='夜间施工噪音扰民'))
+    print(p.category, p.urgency)
+assert 'torch' not in sys.modules
+print('ok')
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("ok")
+
+
+def test_a_corrupt_graph_is_refused_with_the_reason(transformer_bundle, tmp_path):
+    import shutil
+
+    from serving.bundle import BundleError
+    from serving.predictor import load_category_model
+
+    copy = tmp_path / "copy"
+    shutil.copytree(transformer_bundle, copy)
+    (copy / "model.onnx").write_bytes(b"not a graph")
+    with pytest.raises(BundleError, match="does not match its checksum"):
+        read_manifest(copy)
+    with pytest.raises(BundleError, match="cannot be loaded by onnxruntime"):
+        load_category_model(read_manifest(copy, verify=False))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--kind", "transformer"], "needs --base-model"),
+    (["--kind", "bert"], "--kind must be one of"),
+    (["--kind", "transformer", "--base-model", "/nonexistent/encoder"], "--base-model"),
+    (["--kind", "transformer", "--base-model", "ENC", "--device", "tpu"], "--device must be"),
+])
+def test_train_refuses_bad_options_in_one_line(args, message, encoder, tmp_path):
+    args = [str(encoder) if a == "ENC" else a for a in args]
+    result = jiesu("train", "--data", SAMPLE, "--out", tmp_path / "b", *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr

@@ -1,0 +1,353 @@
+"""Fine-tune the multi-head classifier on prepared sequences: seeded, resumable, early-stopped.
+
+Reads a ``prepared`` directory (``training.transformer.prepare``: token ids, labels per head, split)
+and writes into a fit directory:
+
+- ``checkpoint.pt``: model, optimizer, scheduler, RNG states and position (epoch, batch), saved every
+  ``save_every`` steps and at each epoch's end, so a stopped run resumes where it stopped;
+- ``best/``: the weights with the best validation category macro-F1 (``model.save_model``);
+- ``fit.json``: settings, per-epoch history, best epoch, seconds, ``done``.
+
+Batches: each epoch shuffles with ``seed + epoch``, sorts chunks of 50 batches by length (less
+padding) and shuffles the batches, so the order is the same on every run and on resume. Loss: the sum
+of each head's class-weighted cross-entropy (weights ``(N / (K · n_c)) ** 0.5``, so rare categories are
+not drowned); urgency and appeal type count half. Early stopping: ``patience`` epochs without a better
+validation macro-F1. On a GPU the forward pass runs in bfloat16 autocast.
+
+Needs only torch, transformers, numpy, safetensors and tqdm: ``python -m training.transformer.fit``
+runs it on a machine without the rest of jiesu's dependencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training.transformer.model import MultiHeadClassifier, load_base, save_model
+
+SPLITS = {"train": 0, "validation": 1, "test": 2}
+HEAD_WEIGHT = {"category": 1.0}
+OTHER_HEAD_WEIGHT = 0.5
+SORT_CHUNK = 50
+
+
+@dataclass
+class FitConfig:
+    epochs: int = 5
+    batch_size: int = 32
+    lr: float = 5e-5
+    head_lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.06
+    patience: int = 2
+    dropout: float = 0.1
+    layers: int | None = None
+    seed: int = 13
+    device: str = "auto"
+    save_every: int = 200
+    max_steps: int | None = None  # stop after this many steps in total (tests, smoke runs)
+
+    def key(self) -> dict:
+        """The settings a resumed run must share with the run it resumes."""
+        data = asdict(self)
+        for name in ("device", "save_every", "max_steps", "patience", "epochs"):
+            data.pop(name)
+        return data
+
+
+class FitError(ValueError):
+    pass
+
+
+def read_prepared(directory: Path) -> tuple[dict, list[np.ndarray], np.ndarray, dict[str, np.ndarray]]:
+    meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
+    with np.load(directory / "sequences.npz") as arrays:
+        ids, offsets, split = arrays["ids"], arrays["offsets"], arrays["split"]
+        labels = {head: arrays[f"y_{head}"] for head in meta["heads"]}
+    sequences = [ids[offsets[i]:offsets[i + 1]].astype(np.int64) for i in range(len(offsets) - 1)]
+    return meta, sequences, split, labels
+
+
+def choose_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise FitError(f"--device {name}: no CUDA device is available here")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def epoch_batches(rows: np.ndarray, lengths: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed * 1000 + epoch)
+    rows = rows[rng.permutation(len(rows))]
+    batches = []
+    chunk = batch_size * SORT_CHUNK
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches.extend(part[i:i + batch_size] for i in range(0, len(part), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def collate(sequences: list[np.ndarray], rows: np.ndarray, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(sequences[r]) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        seq = torch.from_numpy(sequences[r])
+        ids[i, :len(seq)] = seq
+        mask[i, :len(seq)] = 1
+    return ids, mask
+
+
+def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
+    counts = np.bincount(y[y >= 0], minlength=n_classes).astype(np.float64)
+    total = counts.sum()
+    weights = np.where(counts > 0, (total / (n_classes * np.maximum(counts, 1))) ** 0.5, 0.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Macro-F1 over the classes present in truth or prediction (as ``training.evaluate`` computes it)."""
+    classes = np.union1d(y_true, y_pred)
+    scores = []
+    for c in classes:
+        tp = np.sum((y_true == c) & (y_pred == c))
+        fp = np.sum((y_true != c) & (y_pred == c))
+        fn = np.sum((y_true == c) & (y_pred != c))
+        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores)) if scores else 0.0
+
+
+@torch.no_grad()
+def predict_logits(model: MultiHeadClassifier, sequences: list[np.ndarray], rows: np.ndarray, pad_id: int,
+                   device: torch.device, batch_size: int = 64) -> dict[str, np.ndarray]:
+    model.eval()
+    lengths = np.array([len(sequences[r]) for r in rows])
+    order = np.argsort(lengths, kind="stable")
+    out = {name: np.zeros((len(rows), model.heads[name].out_features), dtype=np.float32) for name in model.head_names}
+    for start in range(0, len(rows), batch_size):
+        positions = order[start:start + batch_size]
+        ids, mask = collate(sequences, rows[positions], pad_id)
+        with _autocast(device):
+            logits = model(ids.to(device), mask.to(device))
+        for name, values in zip(model.head_names, logits):
+            out[name][positions] = values.float().cpu().numpy()
+    return out
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def fit(prepared: Path, base_model: str | Path, out: Path, config: FitConfig, log=print,
+        progress: bool = True) -> dict:
+    """Train (or resume) into ``out``; returns the content of ``fit.json``."""
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    prepared, out = Path(prepared), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta, sequences, split, labels = read_prepared(prepared)
+    heads = {name: len(names) for name, names in meta["heads"].items()}
+    key = {"config": config.key(), "prepared": meta["fingerprint"], "base_model": str(base_model)}
+    record_path, checkpoint_path = out / "fit.json", out / "checkpoint.pt"
+    record = json.loads(record_path.read_text(encoding="utf-8")) if record_path.exists() else None
+    if record is not None and record.get("key") != key:
+        raise FitError(f"{out} holds a run with other settings or data ({record_path}); "
+                       "give a new work directory, or delete this one to start over")
+    if record is not None and record.get("done") and not _extends(record, config):
+        log(f"fit: {out} is complete (best epoch {record['best_epoch']}, validation macro-F1 "
+            f"{record['best_score']:.4f}); nothing to do")
+        return record
+
+    device = choose_device(config.device)
+    seed_everything(config.seed)
+    train_rows = np.flatnonzero(split == SPLITS["train"])
+    val_rows = np.flatnonzero(split == SPLITS["validation"])
+    if len(train_rows) == 0:
+        raise FitError("the training split is empty")
+    lengths = np.array([len(s) for s in sequences])
+    model = load_base(base_model, heads, layers=config.layers, dropout=config.dropout).to(device)
+    losses = {name: torch.nn.CrossEntropyLoss(weight=class_weights(labels[name][train_rows], size).to(device),
+                                              ignore_index=-1)
+              for name, size in heads.items()}
+    head_params = [p for n, p in model.named_parameters() if n.startswith("heads.")]
+    decay = [p for n, p in model.named_parameters() if not n.startswith("heads.") and p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if not n.startswith("heads.") and p.ndim < 2]
+    optimizer = torch.optim.AdamW([
+        {"params": decay, "lr": config.lr, "weight_decay": config.weight_decay},
+        {"params": no_decay, "lr": config.lr, "weight_decay": 0.0},
+        {"params": head_params, "lr": config.head_lr, "weight_decay": 0.0},
+    ])
+    steps_per_epoch = math.ceil(len(train_rows) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup * total_steps), total_steps)
+
+    state = {"epoch": 0, "batch": 0, "global_step": 0, "best_score": -1.0, "best_epoch": None, "bad_epochs": 0,
+             "history": [], "seconds": 0.0, "loss_sum": 0.0, "loss_steps": 0}
+    if checkpoint_path.exists() and record is not None:
+        saved = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        state = saved["state"]
+        torch.set_rng_state(saved["rng"]["torch"])
+        np.random.set_state(saved["rng"]["numpy"])
+        random.setstate(saved["rng"]["python"])
+        if device.type == "cuda" and saved["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(saved["rng"]["cuda"])
+        log(f"fit: resuming at epoch {state['epoch'] + 1}, batch {state['batch']} (step {state['global_step']})")
+
+    record = {"key": key, "config": asdict(config), "device": str(device), "train": int(len(train_rows)),
+              "validation": int(len(val_rows)), "heads": meta["heads"], "done": False, **state}
+    _write_json(record_path, record)
+
+    def checkpoint() -> None:
+        rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+               "cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None}
+        _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                      "scheduler": scheduler.state_dict(), "state": state, "rng": rng}, checkpoint_path)
+        record.update(state)
+        _write_json(record_path, record)
+
+    started = time.perf_counter() - state["seconds"]
+    bar = tqdm(total=total_steps, initial=state["global_step"], unit="step", desc="fine-tune", disable=not progress,
+               mininterval=0.5 if sys.stderr.isatty() else 30, file=sys.stderr)
+    stopped_early = False
+    try:
+        while state["epoch"] < config.epochs:
+            epoch = state["epoch"]
+            batches = epoch_batches(train_rows, lengths, config.batch_size, config.seed, epoch)
+            model.train()
+            for index in range(state["batch"], len(batches)):
+                if config.max_steps is not None and state["global_step"] >= config.max_steps:
+                    break
+                rows = batches[index]
+                ids, mask = collate(sequences, rows, meta["pad_id"])
+                ids, mask = ids.to(device), mask.to(device)
+                with _autocast(device):
+                    logits = model(ids, mask)
+                loss = sum(HEAD_WEIGHT.get(name, OTHER_HEAD_WEIGHT)
+                           * losses[name](values.float(), torch.from_numpy(labels[name][rows]).to(device))
+                           for name, values in zip(model.head_names, logits))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                state["batch"], state["global_step"] = index + 1, state["global_step"] + 1
+                state["loss_sum"] += float(loss.item())
+                state["loss_steps"] += 1
+                state["seconds"] = time.perf_counter() - started
+                bar.update(1)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}", refresh=False)
+                if config.save_every and state["global_step"] % config.save_every == 0:
+                    checkpoint()
+            if config.max_steps is not None and state["global_step"] >= config.max_steps and state["batch"] < len(batches):
+                score = _validate(model, sequences, val_rows, labels, meta, device)
+                _improve(state, score, epoch, model, out)
+                checkpoint()
+                break
+            score = _validate(model, sequences, val_rows, labels, meta, device)
+            improved = _improve(state, score, epoch, model, out)
+            state["history"].append({"epoch": epoch + 1, "step": state["global_step"], "validation_macro_f1": score,
+                                     "train_loss": state["loss_sum"] / max(1, state["loss_steps"]),
+                                     "seconds": round(time.perf_counter() - started, 1)})
+            state["loss_sum"], state["loss_steps"] = 0.0, 0
+            log(f"fit: epoch {epoch + 1}/{config.epochs}: validation category macro-F1 {score:.4f}"
+                + (" (best)" if improved else f" (best {state['best_score']:.4f} at epoch {state['best_epoch']})"))
+            state["epoch"], state["batch"] = epoch + 1, 0
+            state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
+            state["seconds"] = time.perf_counter() - started
+            checkpoint()
+            if state["bad_epochs"] >= config.patience:
+                stopped_early = True
+                log(f"fit: stopping early: {config.patience} epoch(s) without a better validation macro-F1")
+                break
+    finally:
+        bar.close()
+    at_limit = config.max_steps is not None and state["global_step"] >= config.max_steps
+    reason = "early_stop" if stopped_early else "epochs" if state["epoch"] >= config.epochs else \
+        "max_steps" if at_limit else None
+    record.update(state)
+    record.update({"done": reason is not None, "reason": reason, "stopped_early": stopped_early,
+                   "seconds": round(time.perf_counter() - started, 1)})
+    _write_json(record_path, record)
+    if reason in ("early_stop", "epochs") and checkpoint_path.exists():
+        checkpoint_path.unlink()  # optimizer state is three times the model; the best weights are kept
+    return record
+
+
+def _extends(record: dict, config: FitConfig) -> bool:
+    """A run stopped by --max-steps (its checkpoint kept) goes on when asked for more steps, or no limit."""
+    if record.get("reason") == "max_steps":
+        return config.max_steps is None or config.max_steps > record["global_step"]
+    return False
+
+
+def _validate(model, sequences, val_rows, labels, meta, device) -> float:
+    rows = val_rows if len(val_rows) else np.flatnonzero(labels["category"] >= 0)[:256]
+    logits = predict_logits(model, sequences, rows, meta["pad_id"], device)["category"]
+    model.train()
+    return macro_f1(labels["category"][rows], logits.argmax(axis=1))
+
+
+def _improve(state: dict, score: float, epoch: int, model, out: Path) -> bool:
+    if score > state["best_score"]:
+        state["best_score"], state["best_epoch"] = score, epoch + 1
+        save_model(model, out / "best")
+        return True
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Fine-tune on a prepared directory (see the module docstring).")
+    parser.add_argument("--prepared", type=Path, required=True)
+    parser.add_argument("--base-model", required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    for name, default in asdict(FitConfig()).items():
+        kind = type(default) if default is not None else int
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=default)
+    args = parser.parse_args(argv)
+    config = FitConfig(**{k: getattr(args, k) for k in asdict(FitConfig())})
+    try:
+        record = fit(args.prepared, args.base_model, args.out, config)
+    except (FitError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: record[k] for k in ("best_epoch", "best_score", "global_step", "seconds", "done")}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

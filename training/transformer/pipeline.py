@@ -1,0 +1,180 @@
+"""``jiesu train --kind transformer``: prepare → fit → export → calibrate → write and evaluate the bundle.
+
+Everything between runs lives in the work directory (``--work-dir``, default ``<out>.work``):
+``prepared/`` (token ids and labels), ``fit/`` (checkpoint, best weights, history) and ``onnx/`` (the
+fp32 and int8 graphs). Running the same command again resumes a stopped fine-tune, or goes straight
+to export when it has finished — also when the fit step ran elsewhere (a GPU machine, with
+``python -m training.transformer.fit``) and its ``fit/`` directory was copied back.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from serving.bundle import Manifest
+from serving.encoding import TextEncoding, special_ids
+from serving.transformer import MODEL_FILE, TOKENIZER_FILE, TransformerModel, softmax
+from taxonomy import Taxonomy
+from training.evaluate import compute_metrics
+from training.linear import fit_temperature
+from training.transformer.fit import SPLITS, FitConfig, fit, read_prepared
+from training.transformer.prepare import load_tokenizer, prepare
+
+
+@dataclass
+class TransformerOptions:
+    base_model: str
+    work_dir: Path
+    fit: FitConfig
+    max_length: int = 256
+    title_tokens: int = 48
+    head_fraction: float = 0.75
+
+
+@dataclass
+class BuiltTransformer:
+    manifest_data: dict
+    metrics: dict  # {"validation": {...}, "test": {...}} for the category head
+    head_metrics: dict  # {"urgency": {...}, "appeal_type": {...}} on the test split
+    validation_probabilities: np.ndarray  # category, rows of the validation split in frame order
+    report_extra: dict
+
+
+def prepare_work(frame: pd.DataFrame, categories: list[str], taxonomy: Taxonomy, options: TransformerOptions,
+                 log=print):
+    """Tokenize and label into ``<work>/prepared`` (the same data and settings give the same files)."""
+    work = Path(options.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    log(f"transformer: work directory {work} (run the same command again to resume)")
+    tokenizer = load_tokenizer(options.base_model)
+    encoding = TextEncoding(max_length=options.max_length, title_tokens=options.title_tokens,
+                            head_fraction=options.head_fraction, **special_ids(tokenizer))
+    meta = prepare(frame, taxonomy, categories, tokenizer, encoding, work / "prepared")
+    log(f"transformer: {meta['rows']} appeals tokenized, median {meta['tokens']['p50']:.0f} tokens, "
+        f"{meta['tokens']['at_max_length']:.1%} cut to {encoding.max_length}")
+    return tokenizer, encoding, meta
+
+
+def fit_command(options: TransformerOptions) -> str:
+    """The command that runs the fit step by itself (on another machine, from a copy of the work directory)."""
+    work = Path(options.work_dir)
+    args = [f"--prepared {work / 'prepared'}", f"--base-model {options.base_model}", f"--out {work / 'fit'}"]
+    defaults = FitConfig()
+    for name, value in vars(options.fit).items():
+        if value != getattr(defaults, name) and value is not None:
+            args.append(f"--{name.replace('_', '-')} {value}")
+    return "python -m training.transformer.fit " + " ".join(args)
+
+
+def _rows(split: np.ndarray, name: str) -> np.ndarray:
+    return np.flatnonzero(split == SPLITS[name])
+
+
+def build_transformer(staging: Path, frame: pd.DataFrame, categories: list[str], taxonomy: Taxonomy,
+                      options: TransformerOptions, level: int, log=print, progress: bool = True) -> BuiltTransformer:
+    """Fine-tune (or resume) and write a complete transformer bundle's files into ``staging``."""
+    from training.transformer.export import export_all
+    from training.transformer.model import load_model
+
+    work = Path(options.work_dir)
+    tokenizer, encoding, meta = prepare_work(frame, categories, taxonomy, options, log)
+    record = fit(work / "prepared", options.base_model, work / "fit", options.fit, log=log, progress=progress)
+    if not record.get("done"):
+        raise RuntimeError(f"the fine-tune in {work / 'fit'} has not finished; run the command again to resume it")
+
+    model = load_model(work / "fit" / "best")
+    _, sequences, split, labels = read_prepared(work / "prepared")
+    val_rows, test_rows = _rows(split, "validation"), _rows(split, "test")
+    check_rows = val_rows if len(val_rows) else _rows(split, "train")[:200]
+    exported = export_all(model, work / "onnx", encoding.pad_id, [sequences[r].tolist() for r in check_rows], log=log)
+    shutil.copyfile(work / "onnx" / f"model_{exported['shipped']}.onnx", staging / MODEL_FILE)
+    tokenizer.save(str(staging / TOKENIZER_FILE))
+
+    heads = {name: {"labels": names} for name, names in meta["heads"].items()}
+    heads["category"]["level"] = level
+    for name, counts in meta["label_sources"].items():
+        heads[name]["label_source"] = counts
+    manifest_data = {
+        "kind": "transformer",
+        "heads": heads,
+        "preprocessing": {"strip_patterns": list(encoding.strip_patterns), "max_chars": None, "title_repeat": 1},
+        "encoding": encoding.to_dict(),
+        "encoder": _encoder_record(options, model),
+        "onnx": {k: exported[k] for k in ("shipped", "why", "sizes_mb", "fused_operators", "parity", "appeals")},
+        "fine_tune": {k: record[k] for k in ("config", "device", "best_epoch", "best_score", "history",
+                                              "stopped_early", "seconds", "global_step")},
+    }
+    # Temperatures from the shipped graph's validation logits, so calibration matches what is served.
+    served = TransformerModel(Manifest(staging, manifest_data), threads=None)
+    val_logits = served.logits([sequences[r].tolist() for r in val_rows]) if len(val_rows) else None
+    for name in heads:
+        if val_logits is not None and len(set(labels[name][val_rows].tolist())) > 1:
+            heads[name]["temperature"] = fit_temperature(val_logits[name].astype(np.float64), labels[name][val_rows])
+        else:
+            heads[name]["temperature"] = 1.0
+    served.temperatures = {name: heads[name]["temperature"] for name in heads}
+
+    metrics, head_metrics = {}, {}
+    val_probabilities = softmax(val_logits["category"], heads["category"]["temperature"]) if val_logits is not None \
+        else np.zeros((0, len(categories)))
+    if len(val_rows):
+        metrics["validation"] = compute_metrics(categories, [categories[i] for i in labels["category"][val_rows]],
+                                                val_probabilities)
+    if len(test_rows):
+        test = frame.iloc[test_rows]
+        probabilities = served.predict_all(list(test["title"]), list(test["text"]))  # through the serving path
+        metrics["test"] = compute_metrics(categories, list(test["category"]), probabilities["category"])
+        for name in ("urgency", "appeal_type"):
+            names = meta["heads"][name]
+            head_metrics[name] = compute_metrics(names, [names[i] for i in labels[name][test_rows]], probabilities[name])
+    extra = {"label_sources": meta["label_sources"], "tokens": meta["tokens"], "onnx": exported,
+             "fine_tune": manifest_data["fine_tune"]}
+    return BuiltTransformer(manifest_data, metrics, head_metrics, val_probabilities, extra)
+
+
+def _encoder_record(options: TransformerOptions, model) -> dict:
+    config = model.encoder.config
+    record = {"base_model": str(options.base_model), "layers": config.num_hidden_layers,
+              "hidden_size": config.hidden_size, "vocab_size": config.vocab_size,
+              "parameters": int(sum(p.numel() for p in model.parameters()))}
+    origin = Path(str(options.base_model)) / "jiesu_encoder.json"
+    if origin.exists():
+        record["origin"] = json.loads(origin.read_text(encoding="utf-8"))
+    return record
+
+
+def heads_markdown(head_metrics: dict, extra: dict) -> str:
+    """The part of report.md about the urgency and appeal-type heads, the export and the fine-tune."""
+    lines = ["", "## Urgency and appeal-type heads", ""]
+    sources = extra["label_sources"]
+    lines.append("These heads learn the rule layer's labels (evaluated with the true category) plus every label "
+                 "the data carries itself, such as reviewer corrections; they are scored against the same labels. "
+                 "They are not an independent measure of urgency or type.")
+    lines.append("")
+    for name, m in head_metrics.items():
+        s = sources[name]
+        lines.append(f"- {name}: labels from data {s['data']}, from rules {s['rules']}; test accuracy "
+                     f"{m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} ({m['n']} appeals)")
+    onnx = extra["onnx"]
+    lines += ["", "## Export (ONNX)", "", f"- shipped: {onnx['shipped']} — {onnx['why']}",
+              f"- sizes: fp32 {onnx['sizes_mb']['fp32']} MB, int8 {onnx['sizes_mb']['int8']} MB",
+              f"- fused operators: {json.dumps(onnx['fused_operators'], ensure_ascii=False)}", "",
+              f"Parity with PyTorch on {onnx['appeals']} validation appeals:", "",
+              "| graph | head | top-1 agreement | max prob diff |", "|---|---|---|---|"]
+    for graph, heads in onnx["parity"].items():
+        for head, p in heads.items():
+            lines.append(f"| {graph} | {head} | {p['top1_agreement']:.4f} | {p['max_prob_diff']:.4f} |")
+    ft = extra["fine_tune"]
+    lines += ["", "## Fine-tune", "", f"- device: {ft['device']}; {ft['global_step']} steps; "
+              f"{ft['seconds']} s; best epoch {ft['best_epoch']} (validation macro-F1 {ft['best_score']:.4f})"
+              + ("; stopped early" if ft.get("stopped_early") else ""),
+              f"- settings: {json.dumps(ft['config'], ensure_ascii=False)}",
+              f"- tokens per appeal: median {extra['tokens']['p50']:.0f}, "
+              f"{extra['tokens']['at_max_length']:.1%} at the maximum length"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,99 @@
+"""Turn split, labelled appeals into what ``fit`` reads: token ids and one label per head.
+
+Heads: ``category`` (the data's labels, at the bundle's level), ``urgency`` (levels "1"–"4") and
+``appeal_type`` (投诉/举报/求助/咨询/建议/表扬). The public data labels only the category, so urgency
+and appeal type come from the rule layer (``serving.rules``, evaluated with the true category), except
+where a row carries its own label — reviewer corrections (``jiesu corrections export``) do — which wins.
+``meta.json`` counts both sources per head; the training report repeats the counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from serving.encoding import TextEncoding, encode_sequences
+from serving.rules import AppealTypeRules, UrgencyRules, classify_rules
+from taxonomy import Taxonomy
+from training.transformer.fit import SPLITS
+
+URGENCY_LABELS = ["1", "2", "3", "4"]
+
+
+def load_tokenizer(base_model: str | Path):
+    """The fast tokenizer of a checkpoint (directory or hub id) as a ``tokenizers.Tokenizer``."""
+    path = Path(str(base_model))
+    if (path / "tokenizer.json").exists():
+        from tokenizers import Tokenizer
+
+        return Tokenizer.from_file(str(path / "tokenizer.json"))
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(base_model), use_fast=True)
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(f"{base_model} has no fast tokenizer; jiesu serves tokenizers' tokenizer.json only")
+    return tokenizer.backend_tokenizer
+
+
+def head_labels(frame: pd.DataFrame, taxonomy: Taxonomy, categories: list[str]) -> tuple[dict, dict, dict]:
+    """(label names per head, label index arrays per head, {head: {"data": n, "rules": n}})."""
+    urgency_rules, type_rules = UrgencyRules(taxonomy.urgency), AppealTypeRules(taxonomy.appeal_types)
+    types = list(taxonomy.appeal_types.names)
+    cat_index = {c: i for i, c in enumerate(categories)}
+    y_cat = np.array([cat_index.get(c, -1) for c in frame["category"]], dtype=np.int64)
+    y_urg = np.empty(len(frame), dtype=np.int64)
+    y_type = np.empty(len(frame), dtype=np.int64)
+    sources = {"urgency": {"data": 0, "rules": 0}, "appeal_type": {"data": 0, "rules": 0}}
+    for i, row in enumerate(frame.itertuples(index=False)):
+        urgency, kind = classify_rules(urgency_rules, type_rules, row.title, row.text, row.category, normalized=True)
+        if row.urgency in (1, 2, 3, 4):
+            y_urg[i] = int(row.urgency) - 1
+            sources["urgency"]["data"] += 1
+        else:
+            y_urg[i] = urgency.level - 1
+            sources["urgency"]["rules"] += 1
+        if row.appeal_type:
+            y_type[i] = types.index(row.appeal_type)
+            sources["appeal_type"]["data"] += 1
+        else:
+            y_type[i] = types.index(kind.appeal_type)
+            sources["appeal_type"]["rules"] += 1
+    names = {"category": categories, "urgency": URGENCY_LABELS, "appeal_type": types}
+    return names, {"category": y_cat, "urgency": y_urg, "appeal_type": y_type}, sources
+
+
+def prepare(frame: pd.DataFrame, taxonomy: Taxonomy, categories: list[str], tokenizer, encoding: TextEncoding,
+            out: Path, extra_meta: dict | None = None) -> dict:
+    """Write ``sequences.npz`` and ``meta.json`` into ``out``; ``frame`` has a ``split`` column."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sequences = encode_sequences(tokenizer, list(frame["title"]), list(frame["text"]), encoding)
+    names, labels, sources = head_labels(frame, taxonomy, categories)
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in sequences])]).astype(np.int64)
+    ids = np.fromiter((t for s in sequences for t in s), dtype=np.int32, count=int(offsets[-1]))
+    split = np.array([SPLITS[s] for s in frame["split"]], dtype=np.int8)
+    digest = hashlib.sha256()
+    for array in (ids, offsets, split, *labels.values()):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    digest.update(json.dumps(names, ensure_ascii=False).encode())
+    lengths = np.diff(offsets)
+    meta = {
+        "heads": names,
+        "label_sources": sources,
+        "pad_id": encoding.pad_id,
+        "encoding": encoding.to_dict(),
+        "rows": int(len(frame)),
+        "fingerprint": digest.hexdigest(),
+        "tokens": {"mean": float(lengths.mean()) if len(lengths) else 0.0,
+                   "p50": float(np.percentile(lengths, 50)) if len(lengths) else 0.0,
+                   "at_max_length": float((lengths >= encoding.max_length).mean()) if len(lengths) else 0.0},
+        **(extra_meta or {}),
+    }
+    np.savez_compressed(out / "sequences.npz", ids=ids, offsets=offsets, split=split,
+             **{f"y_{head}": values for head, values in labels.items()})
+    (out / "meta.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return meta
