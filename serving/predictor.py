@@ -52,6 +52,7 @@ class Prediction:
     street_id: str | None = None
     place_evidence: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    category_detail: str | None = None  # deeper level, from a category_l2/l3 head, under ``category``
 
     def to_dict(self) -> dict:
         data = dict(self.__dict__)
@@ -135,8 +136,10 @@ class Predictor:
         category = top[0][0]
         title, text = normalize(appeal.title or ""), normalize(appeal.text)
         urgency, kind = classify_rules(self.urgency_rules, self.type_rules, title, text, category, normalized=True)
+        detail = None
         if heads:
             urgency, kind = self._with_heads(urgency, kind, heads)
+            detail = self._detail(category, heads)
         place = self.places.resolve(f"{title}。{text}" if title else text, appeal.address)
         warnings = []
         if cjk_ratio(title + text) == 0:
@@ -159,4 +162,16 @@ class Predictor:
             street_id=place.street.id if place.street else None,
             place_evidence=list(place.evidence),
             warnings=warnings,
+            category_detail=detail,
         )
+
+    def _detail(self, category: str, heads: dict[str, np.ndarray]) -> str | None:
+        """The most probable deeper category under the predicted one, from the deepest head there is."""
+        for name in ("category_l3", "category_l2"):
+            if name not in heads:
+                continue
+            labels = self.model.heads[name]
+            inside = [i for i, label in enumerate(labels) if label.startswith(category + "/")]
+            if inside:
+                return labels[max(inside, key=lambda i: heads[name][i])]
+        return None

@@ -101,6 +101,7 @@ def read_appeals(path: str | Path, taxonomy: Taxonomy, level: int = 1) -> pd.Dat
         raise DataError(path, f"empty appeal: title and text are both empty ({len(empty)} rows)", row=empty[0] + 1,
                         column="text")
     out["category"] = _categories(_strings(frame["category"]), taxonomy, level, path)
+    out["category_path"] = _categories(_strings(frame["category"]), taxonomy, 0, path)  # as deep as labelled
     out["urgency"] = _urgencies(frame["urgency"], path) if "urgency" in frame.columns else -1
     if "appeal_type" in frame.columns:
         out["appeal_type"] = _appeal_types(_strings(frame["appeal_type"]), taxonomy, path)
@@ -125,10 +126,10 @@ def _categories(values: list[str], taxonomy: Taxonomy, level: int, path) -> list
         if node is None:
             raise DataError(path, f"category {value!r} is not in the taxonomy ({taxonomy.name})", row=row,
                             column="category")
-        if node.level < level:
+        if level and node.level < level:
             raise DataError(path, f"category {value!r} is level {node.level}; level {level} is needed", row=row,
                             column="category")
-        out.append("/".join(node.path[:level]))
+        out.append("/".join(node.path[:level] if level else node.path))
     return out
 
 

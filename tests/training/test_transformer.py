@@ -309,3 +309,35 @@ def test_train_refuses_bad_options_in_one_line(args, message, encoder, tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_deeper_category_labels_get_their_own_head_and_a_detail_under_the_predicted_category(
+        encoder, taxonomy, tmp_path, data_dir):
+    """Data labelled to the second level of the tree trains a ``category_l2`` head beside the first-level
+    head; the prediction's ``category_detail`` always lies under the predicted category."""
+    second = {}
+    for node in taxonomy.categories.level(2):
+        second.setdefault(node.path[0], []).append(node.label)
+    rows = sample_rows()
+    for i, row in enumerate(rows):
+        if i % 4:  # three of four rows labelled to the second level, the rest only to the first
+            children = second[row["category"]]
+            row["category"] = children[i % len(children)]
+    data = tmp_path / "deep.jsonl"
+    data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    out = tmp_path / "bundle"
+    result = jiesu("train", "--data", data, "--out", out, "--base-model", encoder, "--kind", "transformer",
+                   "--epochs", "1", "--max-length", "64")
+    assert result.returncode == 0, result.stderr
+    manifest = read_manifest(out)
+    assert len(manifest.labels()) == 15  # the main head stays at the first level
+    deep = manifest.labels("category_l2")
+    assert all(label.count("/") == 1 for label in deep) and len(deep) > 15
+    assert "category_l2" in (out / "report.md").read_text(encoding="utf-8")
+
+    from serving.predictor import AppealInput, Predictor
+
+    predictor = Predictor(out, taxonomy)
+    for p in predictor.predict([AppealInput(id=str(i), title=r.get("title"), text=r["text"]) for i, r in
+                                enumerate(rows[:20])]):
+        assert p.category_detail is None or p.category_detail.startswith(p.category + "/")

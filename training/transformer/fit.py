@@ -259,7 +259,8 @@ def fit(prepared: Path, base_model: str | Path, out: Path, config: FitConfig, lo
                     logits = model(ids, mask)
                 loss = sum(HEAD_WEIGHT.get(name, OTHER_HEAD_WEIGHT)
                            * losses[name](values.float(), torch.from_numpy(labels[name][rows]).to(device))
-                           for name, values in zip(model.head_names, logits))
+                           for name, values in zip(model.head_names, logits)
+                           if (labels[name][rows] >= 0).any())  # a head with no label in the batch adds nothing
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -114,8 +114,10 @@ def build_transformer(staging: Path, frame: pd.DataFrame, categories: list[str],
     served = TransformerModel(Manifest(staging, manifest_data), threads=None)
     val_logits = served.logits([sequences[r].tolist() for r in val_rows]) if len(val_rows) else None
     for name in heads:
-        if val_logits is not None and len(set(labels[name][val_rows].tolist())) > 1:
-            heads[name]["temperature"] = fit_temperature(val_logits[name].astype(np.float64), labels[name][val_rows])
+        known = labels[name][val_rows] >= 0 if val_logits is not None else np.zeros(0, dtype=bool)
+        if known.any() and len(set(labels[name][val_rows][known].tolist())) > 1:
+            heads[name]["temperature"] = fit_temperature(val_logits[name][known].astype(np.float64),
+                                                         labels[name][val_rows][known])
         else:
             heads[name]["temperature"] = 1.0
     served.temperatures = {name: heads[name]["temperature"] for name in heads}
@@ -130,9 +132,13 @@ def build_transformer(staging: Path, frame: pd.DataFrame, categories: list[str],
         test = frame.iloc[test_rows]
         probabilities = served.predict_all(list(test["title"]), list(test["text"]))  # through the serving path
         metrics["test"] = compute_metrics(categories, list(test["category"]), probabilities["category"])
-        for name in ("urgency", "appeal_type"):
-            names = meta["heads"][name]
-            head_metrics[name] = compute_metrics(names, [names[i] for i in labels[name][test_rows]], probabilities[name])
+        for name in heads:
+            if name == "category":
+                continue
+            names, known = meta["heads"][name], labels[name][test_rows] >= 0
+            if known.any():
+                head_metrics[name] = compute_metrics(names, [names[i] for i in labels[name][test_rows][known]],
+                                                     probabilities[name][known])
     extra = {"label_sources": meta["label_sources"], "tokens": meta["tokens"], "onnx": exported,
              "fine_tune": manifest_data["fine_tune"]}
     return BuiltTransformer(manifest_data, metrics, head_metrics, val_probabilities, extra)
@@ -151,16 +157,17 @@ def _encoder_record(options: TransformerOptions, model) -> dict:
 
 def heads_markdown(head_metrics: dict, extra: dict) -> str:
     """The part of report.md about the urgency and appeal-type heads, the export and the fine-tune."""
-    lines = ["", "## Urgency and appeal-type heads", ""]
+    lines = ["", "## Urgency, appeal-type and deeper category heads", ""]
     sources = extra["label_sources"]
     lines.append("These heads learn the rule layer's labels (evaluated with the true category) plus every label "
                  "the data carries itself, such as reviewer corrections; they are scored against the same labels. "
                  "They are not an independent measure of urgency or type.")
     lines.append("")
     for name, m in head_metrics.items():
-        s = sources[name]
-        lines.append(f"- {name}: labels from data {s['data']}, from rules {s['rules']}; test accuracy "
-                     f"{m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} ({m['n']} appeals)")
+        origin = (f"labels from data {sources[name]['data']}, from rules {sources[name]['rules']}" if name in sources
+                  else "labels from the data's deeper category paths")
+        lines.append(f"- {name}: {origin}; test accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} "
+                     f"({m['n']} appeals)")
     onnx = extra["onnx"]
     lines += ["", "## Export (ONNX)", "", f"- shipped: {onnx['shipped']} — {onnx['why']}",
               f"- sizes: fp32 {onnx['sizes_mb']['fp32']} MB, int8 {onnx['sizes_mb']['int8']} MB",

@@ -1,7 +1,8 @@
 """Turn split, labelled appeals into what ``fit`` reads: token ids and one label per head.
 
-Heads: ``category`` (the data's labels, at the bundle's level), ``urgency`` (levels "1"–"4") and
-``appeal_type`` (投诉/举报/求助/咨询/建议/表扬). The public data labels only the category, so urgency
+Heads: ``category`` (the data's labels, at the bundle's level), ``urgency`` (levels "1"–"4"),
+``appeal_type`` (投诉/举报/求助/咨询/建议/表扬), and ``category_l2``/``category_l3`` where the data labels
+deeper levels of the tree (an appeal labelled only to the first level is left out of those heads). The public data labels only the category, so urgency
 and appeal type come from the rule layer (``serving.rules``, evaluated with the true category), except
 where a row carries its own label — reviewer corrections (``jiesu corrections export``) do — which wins.
 ``meta.json`` counts both sources per head; the training report repeats the counts.
@@ -63,7 +64,28 @@ def head_labels(frame: pd.DataFrame, taxonomy: Taxonomy, categories: list[str]) 
             y_type[i] = types.index(kind.appeal_type)
             sources["appeal_type"]["rules"] += 1
     names = {"category": categories, "urgency": URGENCY_LABELS, "appeal_type": types}
-    return names, {"category": y_cat, "urgency": y_urg, "appeal_type": y_type}, sources
+    labels = {"category": y_cat, "urgency": y_urg, "appeal_type": y_type}
+    names_deep, labels_deep = deeper_category_heads(frame, categories)
+    return {**names, **names_deep}, {**labels, **labels_deep}, sources
+
+
+def deeper_category_heads(frame: pd.DataFrame, categories: list[str]) -> tuple[dict, dict]:
+    """``category_l2``/``category_l3`` heads where the data labels that deep (rows labelled less deep are
+    ignored by those heads' loss). Only paths under a category of the main head are kept."""
+    paths = list(frame["category_path"]) if "category_path" in frame.columns else []
+    main_depth = min((c.count("/") + 1 for c in categories), default=1)
+    names, labels = {}, {}
+    for depth in (2, 3):
+        if depth <= main_depth:
+            continue
+        cut = ["/".join(p.split("/")[:depth]) if p.count("/") + 1 >= depth else "" for p in paths]
+        known = sorted({c for c in cut if c and c.split("/")[0] in {x.split("/")[0] for x in categories}})
+        if len(known) < 2:
+            continue
+        index = {c: i for i, c in enumerate(known)}
+        names[f"category_l{depth}"] = known
+        labels[f"category_l{depth}"] = np.array([index.get(c, -1) for c in cut], dtype=np.int64)
+    return names, labels
 
 
 def prepare(frame: pd.DataFrame, taxonomy: Taxonomy, categories: list[str], tokenizer, encoding: TextEncoding,
