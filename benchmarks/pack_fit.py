@@ -3,8 +3,8 @@
     python benchmarks/pack_fit.py pack   --fit var/work/e5-12/fit --out DIR [--part-mb 15]
     python benchmarks/pack_fit.py unpack --parts DIR --fit var/work/e5-12/fit
 
-``pack`` writes the best weights in float16 (the default encoder comes from 4-bit weights, so half
-precision loses nothing it had) cut into ``weights.partNN`` files, and ``fit.pack.json`` holding
+``pack`` writes the best weights in float16 (each weight rounds by at most 2^-11 of its value; the
+parity check after export compares ONNX with these same weights) cut into ``weights.partNN`` files, and ``fit.pack.json`` holding
 fit.json, the encoder config and the heads. ``unpack`` rebuilds ``fit/`` so that
 ``jiesu train --kind transformer|ensemble --work-dir …`` finds the fine-tune finished and goes on to
 export. Only torch, safetensors and the standard library are needed.

