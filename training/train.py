@@ -77,6 +77,12 @@ def train(config: TrainConfig, taxonomy: Taxonomy, log=print) -> TrainResult:
                          "`jiesu encoder import-e5 --out DIR` builds one without a model hub)")
     if config.kind != "linear":
         _check_base_model(str(config.base_model))
+        if config.device.startswith("cuda") and not config.prepare_only:
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError(f"--device {config.device}: no CUDA device is available here "
+                                 "(use --device cpu, or --prepare-only and fine-tune on a GPU machine)")
     frame = load_frame(config.data, taxonomy, config.level)
     frame["split"] = assign_splits(frame, SplitConfig(config.validation, config.test, config.seed))
     parts = {name: frame[frame["split"] == name] for name in ("train", "validation", "test")}

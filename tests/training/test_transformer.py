@@ -302,6 +302,8 @@ def test_a_corrupt_graph_is_refused_with_the_reason(transformer_bundle, tmp_path
     (["--kind", "bert"], "--kind must be one of"),
     (["--kind", "transformer", "--base-model", "/nonexistent/encoder"], "--base-model"),
     (["--kind", "transformer", "--base-model", "ENC", "--device", "tpu"], "--device must be"),
+    pytest.param(["--kind", "transformer", "--base-model", "ENC", "--device", "cuda"], "no CUDA device",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
 ])
 def test_train_refuses_bad_options_in_one_line(args, message, encoder, tmp_path):
     args = [str(encoder) if a == "ENC" else a for a in args]
