@@ -150,7 +150,10 @@ def evaluate(
     per_class = {k: round(v["f1"], 4) for k, v in metrics["per_class"].items()}
     typer.echo(json.dumps({"n": metrics["n"], "macro_f1": round(metrics["macro_f1"], 4),
                            "accuracy": round(metrics["accuracy"], 4), "ece": round(metrics["ece"], 4),
-                           "f1_per_class": per_class}, ensure_ascii=False))
+                           "f1_per_class": per_class,
+                           **({"heads": {name: {k: round(v, 4) if isinstance(v, float) else v for k, v in m.items()}
+                                         for name, m in metrics["heads"].items()}} if "heads" in metrics else {})},
+                          ensure_ascii=False))
 
 
 def read_predict_input(path: Path) -> list[AppealInput]:

@@ -258,6 +258,11 @@ def test_jiesu_predict_and_evaluate_on_both_kinds(kind, transformer_bundle, ense
     result = jiesu("evaluate", "--model", bundle, "--data", SAMPLE, "--out", report)
     assert result.returncode == 0, result.stderr
     assert json.loads((report / "report.json").read_text(encoding="utf-8"))["n"] == 240
+    # the sample carries urgency and type labels: the heads and what the service assigns are scored too
+    heads = json.loads(result.stdout)["heads"]
+    assert {"urgency (head)", "appeal_type (head)", "urgency (served)", "appeal_type (served)"} <= set(heads)
+    assert heads["urgency (served)"]["n"] == 240 and heads["urgency (served)"]["accuracy"] > 0.6  # rules decide most
+    assert (report / "report_heads.json").exists()
 
 
 def test_serving_loads_both_kinds_without_torch(transformer_bundle, ensemble_bundle, data_dir):
