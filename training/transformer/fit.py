@@ -104,8 +104,12 @@ def epoch_batches(rows: np.ndarray, lengths: np.ndarray, batch_size: int, seed: 
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def collate(sequences: list[np.ndarray], rows: np.ndarray, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def collate(sequences: list[np.ndarray], rows: np.ndarray, pad_id: int,
+            multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad a batch to its longest sequence, rounded up to ``multiple`` (on a GPU, 8: fewer distinct
+    shapes for the kernels to be chosen for, and tensor-core-friendly widths)."""
     width = max(len(sequences[r]) for r in rows)
+    width = -(-width // multiple) * multiple
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, r in enumerate(rows):
@@ -253,8 +257,8 @@ def fit(prepared: Path, base_model: str | Path, out: Path, config: FitConfig, lo
                 if config.max_steps is not None and state["global_step"] >= config.max_steps:
                     break
                 rows = batches[index]
-                ids, mask = collate(sequences, rows, meta["pad_id"])
-                ids, mask = ids.to(device), mask.to(device)
+                ids, mask = collate(sequences, rows, meta["pad_id"], 8 if device.type == "cuda" else 1)
+                ids, mask = ids.to(device, non_blocking=True), mask.to(device, non_blocking=True)
                 with _autocast(device):
                     logits = model(ids, mask)
                 loss = sum(HEAD_WEIGHT.get(name, OTHER_HEAD_WEIGHT)
@@ -267,11 +271,12 @@ def fit(prepared: Path, base_model: str | Path, out: Path, config: FitConfig, lo
                 optimizer.step()
                 scheduler.step()
                 state["batch"], state["global_step"] = index + 1, state["global_step"] + 1
-                state["loss_sum"] += float(loss.item())
+                value = float(loss.item())
+                state["loss_sum"] += value
                 state["loss_steps"] += 1
                 state["seconds"] = time.perf_counter() - started
                 bar.update(1)
-                bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}", refresh=False)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{value:.3f}", refresh=False)
                 if config.save_every and state["global_step"] % config.save_every == 0:
                     checkpoint()
             if config.max_steps is not None and state["global_step"] >= config.max_steps and state["batch"] < len(batches):
