@@ -15,6 +15,21 @@ EPOCHS=${EPOCHS:-6}
 mkdir -p "$WORK/runs"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee -a "$OUT/log.txt"
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" | tee -a "$OUT/log.txt"
+summarise() {
+python3 - "$OUT" "$WORK/runs" <<'PY'
+import json, sys, glob, os
+rows = []
+for f in sorted(glob.glob(os.path.join(sys.argv[2], "fit-*.json"))):
+    r = json.load(open(f))
+    rows.append({"run": os.path.basename(f)[4:-5], "best_score": r["best_score"], "best_epoch": r["best_epoch"],
+                 "steps": r["global_step"], "seconds": r["seconds"], "history": r["history"]})
+best = open(os.path.join(sys.argv[2], "BEST")).read().strip() if os.path.exists(os.path.join(sys.argv[2], "BEST")) else None
+json.dump({"packed": best, "runs": rows}, open(os.path.join(sys.argv[1], "summary.json"), "w"), indent=1)
+print("packed:", best)
+for r in rows:
+    print(f"{r['run']:<14} val macro-F1 {r['best_score']:.4f} epoch {r['best_epoch']} {r['seconds']} s")
+PY
+}
 best_score=-1
 # name  prepared-from  extra fit arguments
 runs=(
@@ -40,17 +55,5 @@ for run in "${runs[@]}"; do
     best_score=$score
     python3 benchmarks/pack_fit.py pack --fit "$WORK/$name/fit" --out "$OUT/packed" && echo "$name" > "$WORK/runs/BEST"
   fi
+  summarise  # after every run: a call cut short at its time limit still returns what finished
 done
-python3 - "$OUT" "$WORK/runs" <<'PY'
-import json, sys, glob, os
-rows = []
-for f in sorted(glob.glob(os.path.join(sys.argv[2], "fit-*.json"))):
-    r = json.load(open(f))
-    rows.append({"run": os.path.basename(f)[4:-5], "best_score": r["best_score"], "best_epoch": r["best_epoch"],
-                 "steps": r["global_step"], "seconds": r["seconds"], "history": r["history"]})
-best = open(os.path.join(sys.argv[2], "BEST")).read().strip() if os.path.exists(os.path.join(sys.argv[2], "BEST")) else None
-json.dump({"packed": best, "runs": rows}, open(os.path.join(sys.argv[1], "summary.json"), "w"), indent=1)
-print("packed:", best)
-for r in rows:
-    print(f"{r['run']:<14} val macro-F1 {r['best_score']:.4f} epoch {r['best_epoch']} {r['seconds']} s")
-PY
