@@ -117,11 +117,15 @@ class Predictor:
         best = int(np.argmax(row))
         return self.model.heads[name][best], float(row[best])
 
-    def _with_heads(self, urgency: UrgencyDecision, kind: AppealTypeDecision, heads: dict[str, np.ndarray]):
+    def _with_heads(self, urgency: UrgencyDecision, kind: AppealTypeDecision, heads: dict[str, np.ndarray],
+                    title: str, text: str, category: str):
         guess = self._head("appeal_type", heads.get("appeal_type"))
         if guess and not kind.from_signals and guess[0] != kind.appeal_type and guess[1] >= HEAD_CONFIDENCE:
             kind = AppealTypeDecision(guess[0], kind.scores, (),
                                       f"{guess[0]}：未命中类型信号，模型判断（置信度{guess[1]:.2f}，model.appeal_type）")
+            if urgency.rule in RULE_DEFAULTS + ("urgency.type_fixed",):
+                # the level followed the old type's default: follow the new type's (a signal's level stays)
+                urgency = self.urgency_rules.decide(title, text, kind.appeal_type, category, normalized=True)
         guess = self._head("urgency", heads.get("urgency"))
         if guess and urgency.rule in RULE_DEFAULTS and guess[1] >= HEAD_CONFIDENCE and int(guess[0]) != urgency.level:
             level = int(guess[0])
@@ -138,7 +142,7 @@ class Predictor:
         urgency, kind = classify_rules(self.urgency_rules, self.type_rules, title, text, category, normalized=True)
         detail = None
         if heads:
-            urgency, kind = self._with_heads(urgency, kind, heads)
+            urgency, kind = self._with_heads(urgency, kind, heads, title, text, category)
             detail = self._detail(category, heads)
         place = self.places.resolve(f"{title}。{text}" if title else text, appeal.address)
         warnings = []
