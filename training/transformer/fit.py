@@ -4,7 +4,8 @@ Reads a ``prepared`` directory (``training.transformer.prepare``: token ids, lab
 and writes into a fit directory:
 
 - ``checkpoint.pt``: model, optimizer, scheduler, RNG states and position (epoch, batch), saved every
-  ``save_every`` steps and at each epoch's end, so a stopped run resumes where it stopped;
+  ``save_every`` steps or ``save_minutes`` minutes and at each epoch's end, so a stopped run resumes
+  where it stopped;
 - ``best/``: the weights with the best validation category macro-F1 (``model.save_model``);
 - ``fit.json``: settings, per-epoch history, best epoch, seconds, ``done``.
 
@@ -55,12 +56,13 @@ class FitConfig:
     seed: int = 13
     device: str = "auto"
     save_every: int = 200
+    save_minutes: float = 10.0  # also checkpoint when this long has passed (a CPU step can take 20 s)
     max_steps: int | None = None  # stop after this many steps in total (tests, smoke runs)
 
     def key(self) -> dict:
         """The settings a resumed run must share with the run it resumes."""
         data = asdict(self)
-        for name in ("device", "save_every", "max_steps", "patience", "epochs"):
+        for name in ("device", "save_every", "save_minutes", "max_steps", "patience", "epochs"):
             data.pop(name)
         return data
 
@@ -236,7 +238,10 @@ def fit(prepared: Path, base_model: str | Path, out: Path, config: FitConfig, lo
               "validation": int(len(val_rows)), "heads": meta["heads"], "done": False, **state}
     _write_json(record_path, record)
 
+    last_save = [time.monotonic()]
+
     def checkpoint() -> None:
+        last_save[0] = time.monotonic()
         rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
                "cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None}
         _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -277,7 +282,8 @@ def fit(prepared: Path, base_model: str | Path, out: Path, config: FitConfig, lo
                 state["seconds"] = time.perf_counter() - started
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{value:.3f}", refresh=False)
-                if config.save_every and state["global_step"] % config.save_every == 0:
+                if (config.save_every and state["global_step"] % config.save_every == 0) or (
+                        config.save_minutes and time.monotonic() - last_save[0] >= 60 * config.save_minutes):
                     checkpoint()
             if config.max_steps is not None and state["global_step"] >= config.max_steps and state["batch"] < len(batches):
                 score = _validate(model, sequences, val_rows, labels, meta, device)
