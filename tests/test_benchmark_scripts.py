@@ -18,16 +18,9 @@ pytest.importorskip("onnx")
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory, taxonomy):
-    from tests.tiny_encoder import build_tiny_encoder
-    from training.train import TrainConfig, train
+    from tests.tiny_encoder import train_tiny_bundle
 
-    rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines() if line.strip()]
-    root = tmp_path_factory.mktemp("bench")
-    encoder = build_tiny_encoder(root / "encoder", [(r.get("title") or "") + r["text"] for r in rows])
-    config = TrainConfig(data=[SAMPLE], out=root / "bundle", kind="transformer", base_model=str(encoder), epochs=1,
-                         max_length=64, progress=False, work_dir=root / "work")
-    train(config, taxonomy, log=lambda m: None)
-    return root / "work"
+    return train_tiny_bundle(tmp_path_factory.mktemp("bench"), taxonomy, "transformer")[1]
 
 
 def test_speed_benchmark_prints_a_table_and_writes_json(work, tmp_path):

@@ -33,3 +33,19 @@ def build_tiny_encoder(out: Path, corpus: list[str], hidden: int = 32, layers: i
                         pad_token_id=0)
     BertModel(config, add_pooling_layer=False).save_pretrained(out)
     return out
+
+
+def train_tiny_bundle(root: Path, taxonomy, kind: str = "transformer", data: Path | None = None,
+                      encoder: Path | None = None) -> tuple[Path, Path]:
+    """A bundle of ``kind`` on the team's sample (or ``data``) with a tiny encoder: (bundle, work dir)."""
+    from tests.conftest import SAMPLE
+    from training.train import TrainConfig, train
+
+    data = data or SAMPLE
+    if encoder is None:
+        rows = [json.loads(line) for line in Path(data).read_text(encoding="utf-8").splitlines() if line.strip()]
+        encoder = build_tiny_encoder(root / "encoder", [(r.get("title") or "") + r["text"] for r in rows])
+    work = root / f"{kind}.work"
+    config = TrainConfig(data=[data], out=root / kind, kind=kind, base_model=str(encoder), epochs=1,
+                         max_length=64, progress=False, work_dir=work)
+    return train(config, taxonomy, log=lambda m: None).bundle, work

@@ -4,12 +4,9 @@ running service switches between bundle kinds with a reload."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from tests.api.conftest import ADMIN_KEY, Server, client
-from tests.conftest import SAMPLE
 
 pytest.importorskip("torch")
 pytest.importorskip("onnx")
@@ -17,18 +14,12 @@ pytest.importorskip("onnx")
 
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory, taxonomy):
-    from tests.tiny_encoder import build_tiny_encoder
-    from training.train import TrainConfig, train
+    from tests.tiny_encoder import train_tiny_bundle
 
-    rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines() if line.strip()]
     root = tmp_path_factory.mktemp("router")
-    encoder = build_tiny_encoder(root / "encoder", [(r.get("title") or "") + r["text"] for r in rows])
-    made = {}
-    for kind in ("transformer", "ensemble"):
-        config = TrainConfig(data=[SAMPLE], out=root / kind, kind=kind, base_model=str(encoder), epochs=1,
-                             max_length=64, progress=False, work_dir=root / f"{kind}.work")
-        made[kind] = train(config, taxonomy, log=lambda m: None).bundle
-    return made
+    transformer, _ = train_tiny_bundle(root, taxonomy, "transformer")
+    ensemble, _ = train_tiny_bundle(root, taxonomy, "ensemble", encoder=root / "encoder")
+    return {"transformer": transformer, "ensemble": ensemble}
 
 
 @pytest.fixture(scope="module")
