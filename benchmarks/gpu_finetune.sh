@@ -32,13 +32,22 @@ PY
 }
 best_score=-1
 # name  prepared-from  extra fit arguments
-runs=(
-  "e5-12 e5-12"
-  "e5-12-head e5-12-head"
-  "e5-12-lr1e4 e5-12 --lr 0.0001"
-  "e5-12-512 e5-12-512"
-  "e5-6 e5-12 --layers ${SIX:-6}"
-)
+# RUNS (env, one run a line) replaces this list; the first session's runs, kept for reproduction:
+#   e5-12 e5-12 | e5-12-head e5-12-head | e5-12-lr1e4 e5-12 --lr 0.0001 | e5-12-512 e5-12-512 | e5-6 e5-12 --layers 6
+# Next recipes to try (each resumes nothing: its own work directory under $WORK):
+#   e5-12-llrd e5-12 --layer-decay 0.85 --lr 0.0001 --epochs 10 --patience 3
+#   e5-12-ls e5-12 --label-smoothing 0.1
+if [ -n "${RUNS:-}" ]; then
+  mapfile -t runs <<<"$RUNS"
+else
+  runs=(
+    "e5-12 e5-12"
+    "e5-12-head e5-12-head"
+    "e5-12-lr1e4 e5-12 --lr 0.0001"
+    "e5-12-512 e5-12-512"
+    "e5-6 e5-12 --layers ${SIX:-6}"
+  )
+fi
 for run in "${runs[@]}"; do
   set -- $run
   name=$1 prepared=$2; shift 2

@@ -86,6 +86,10 @@ def train(
         min=0.01, max=1.0, help="Transformer kinds: share of a long body's budget taken from its start (the rest "
                                 "from its end); 1 keeps only the start.")] = 0.75,
     layers: Annotated[Optional[int], typer.Option(min=1, help="Transformer kinds: keep the first N encoder layers.")] = None,
+    layer_decay: Annotated[float, typer.Option(
+        min=0.01, max=1.0, help="Transformer kinds: each layer below the top learns this factor slower (1 = off).")] = 1.0,
+    label_smoothing: Annotated[float, typer.Option(
+        min=0.0, max=0.5, help="Transformer kinds: label smoothing of the heads' losses.")] = 0.0,
     device: Annotated[str, typer.Option(help="Transformer kinds: auto, cpu or cuda.")] = "auto",
     patience: Annotated[int, typer.Option(min=1, help="Transformer kinds: epochs without a better validation "
                                                        "macro-F1 before stopping.")] = 2,
@@ -112,6 +116,7 @@ def train(
     config = TrainConfig(data=list(data), out=out, kind=kind, seed=seed, validation=validation, test=test, C=C,
                          base_model=base_model, work_dir=work_dir, epochs=epochs, batch_size=batch_size, lr=lr,
                          max_length=max_length, head_fraction=head_fraction, layers=layers, device=device,
+                         layer_decay=layer_decay, label_smoothing=label_smoothing,
                          patience=patience, max_steps=max_steps, prepare_only=prepare_only)
     try:
         result = run_training(config, taxonomy, log=lambda m: typer.echo(m, err=True))

@@ -52,6 +52,8 @@ class TrainConfig:
     max_length: int = 256
     head_fraction: float = 0.75
     layers: int | None = None
+    layer_decay: float = 1.0
+    label_smoothing: float = 0.0
     device: str = "auto"
     patience: int = 2
     max_steps: int | None = None
@@ -195,6 +197,7 @@ def _transformer_options(config: TrainConfig):
 
     work = Path(config.work_dir) if config.work_dir else Path(config.out).with_name(Path(config.out).name + ".work")
     fit_config = FitConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, layers=config.layers,
+                           layer_decay=config.layer_decay, label_smoothing=config.label_smoothing,
                            seed=config.seed, device=config.device, patience=config.patience,
                            max_steps=config.max_steps)
     return TransformerOptions(base_model=str(config.base_model), work_dir=work, fit=fit_config,

@@ -348,3 +348,22 @@ def test_deeper_category_labels_get_their_own_head_and_a_detail_under_the_predic
     for p in predictor.predict([AppealInput(id=str(i), title=r.get("title"), text=r["text"]) for i, r in
                                 enumerate(rows[:20])]):
         assert p.category_detail is None or p.category_detail.startswith(p.category + "/")
+
+
+def test_layer_decay_slows_the_lower_layers_and_heads_keep_their_own_rate(encoder):
+    from training.transformer.fit import FitConfig, parameter_groups
+    from training.transformer.model import load_base
+
+    model = load_base(encoder, {"category": 3})
+    groups = parameter_groups(model, FitConfig(lr=1e-4, head_lr=1e-3, layer_decay=0.5))
+    by_param = {id(p): g for g in groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    lr = lambda name: by_param[id(named[name])]["lr"]  # noqa: E731
+    assert lr("heads.category.weight") == 1e-3
+    assert lr("encoder.encoder.layer.1.output.dense.weight") == pytest.approx(1e-4)  # the top layer
+    assert lr("encoder.encoder.layer.0.output.dense.weight") == pytest.approx(5e-5)
+    assert lr("encoder.embeddings.word_embeddings.weight") == pytest.approx(2.5e-5)
+    assert by_param[id(named["encoder.encoder.layer.0.output.dense.bias"])]["weight_decay"] == 0.0
+    assert sum(len(g["params"]) for g in groups) == len(named)
+    # switched off, the recipe (and a finished run's identity) is what it was before the option existed
+    assert "layer_decay" not in FitConfig().key() and "layer_decay" in FitConfig(layer_decay=0.9).key()

@@ -26,6 +26,7 @@ import json
 import math
 import os
 import random
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -53,6 +54,8 @@ class FitConfig:
     patience: int = 2
     dropout: float = 0.1
     layers: int | None = None
+    layer_decay: float = 1.0  # < 1: each layer below the top learns this much slower (LLRD)
+    label_smoothing: float = 0.0
     seed: int = 13
     device: str = "auto"
     save_every: int = 200
@@ -64,6 +67,9 @@ class FitConfig:
         data = asdict(self)
         for name in ("device", "save_every", "save_minutes", "max_steps", "patience", "epochs"):
             data.pop(name)
+        for name, off in (("layer_decay", 1.0), ("label_smoothing", 0.0)):  # added later: at "off", absent
+            if data[name] == off:
+                data.pop(name)
         return data
 
 
@@ -119,6 +125,31 @@ def collate(sequences: list[np.ndarray], rows: np.ndarray, pad_id: int,
         ids[i, :len(seq)] = seq
         mask[i, :len(seq)] = 1
     return ids, mask
+
+
+def _depth(name: str, layers: int) -> int:
+    """0 for the embeddings, i + 1 for encoder layer i, layers + 1 for anything above (pooler, heads)."""
+    match = re.search(r"\.layer\.(\d+)\.", name)
+    if match:
+        return int(match.group(1)) + 1
+    return 0 if ".embeddings." in f".{name}" else layers + 1
+
+
+def parameter_groups(model: MultiHeadClassifier, config: FitConfig) -> list[dict]:
+    """AdamW groups: heads at ``head_lr``; encoder weights at ``lr`` × ``layer_decay`` ** (distance from
+    the top layer), with weight decay on matrices only."""
+    layers = model.encoder.config.num_hidden_layers
+    groups: dict[tuple, dict] = {}
+    for name, param in model.named_parameters():
+        if name.startswith("heads."):
+            key, lr, decay = ("heads",), config.head_lr, 0.0
+        else:
+            depth = _depth(name, layers)
+            lr = config.lr * config.layer_decay ** max(0, layers - depth)
+            decay = config.weight_decay if param.ndim >= 2 else 0.0
+            key = ("encoder", depth, decay)
+        groups.setdefault(key, {"params": [], "lr": lr, "weight_decay": decay})["params"].append(param)
+    return list(groups.values())
 
 
 def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
@@ -205,16 +236,9 @@ def fit(prepared: Path, base_model: str | Path, out: Path, config: FitConfig, lo
     lengths = np.array([len(s) for s in sequences])
     model = load_base(base_model, heads, layers=config.layers, dropout=config.dropout).to(device)
     losses = {name: torch.nn.CrossEntropyLoss(weight=class_weights(labels[name][train_rows], size).to(device),
-                                              ignore_index=-1)
+                                              ignore_index=-1, label_smoothing=config.label_smoothing)
               for name, size in heads.items()}
-    head_params = [p for n, p in model.named_parameters() if n.startswith("heads.")]
-    decay = [p for n, p in model.named_parameters() if not n.startswith("heads.") and p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if not n.startswith("heads.") and p.ndim < 2]
-    optimizer = torch.optim.AdamW([
-        {"params": decay, "lr": config.lr, "weight_decay": config.weight_decay},
-        {"params": no_decay, "lr": config.lr, "weight_decay": 0.0},
-        {"params": head_params, "lr": config.head_lr, "weight_decay": 0.0},
-    ])
+    optimizer = torch.optim.AdamW(parameter_groups(model, config))
     steps_per_epoch = math.ceil(len(train_rows) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup * total_steps), total_steps)
