@@ -7,7 +7,8 @@ Appeals are drawn at random (seeded) from the data and encoded exactly as the se
 (title + head + tail, the work directory's max_length), so the lengths are the ones the model reads.
 Measured per runtime: single-appeal latency (batch 1, forward pass only, p50/p99 over every drawn
 appeal after a warm-up) and throughput (batches of 32 sorted by length, as ``jiesu predict`` runs),
-plus the tokenizer's own cost per appeal. Prints a table and writes
+plus the tokenizer's own cost per appeal; with ``--bundle`` (repeatable), also the whole serving path
+of each bundle (model, rule layer, place resolver). Prints a table and writes
 ``benchmarks/results/transformer_speed.json``.
 """
 
@@ -51,6 +52,31 @@ def measure(run, sequences: list[list[int]], pad_id: int, batch: int = 32) -> di
             "batch": batch}
 
 
+def pipeline(bundles: list[Path], titles: list[str], texts: list[str], data_dir: Path | None) -> dict:
+    """``Predictor.predict_one`` per appeal and ``Predictor.predict`` over all: what the service runs."""
+    from serving.predictor import AppealInput, Predictor
+    from taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy("beijing", data_dir=data_dir)
+    appeals = [AppealInput(text=x or t, title=t) for t, x in zip(titles, texts)]
+    out = {}
+    for bundle in bundles:
+        predictor = Predictor(bundle, taxonomy)
+        for appeal in appeals[:10]:
+            predictor.predict_one(appeal)
+        single = []
+        for appeal in appeals:
+            started = time.perf_counter()
+            predictor.predict_one(appeal)
+            single.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        predictor.predict(appeals)
+        out[f"{predictor.manifest.kind} ({bundle})"] = {
+            "p50_ms": percentile_ms(single, 50), "p99_ms": percentile_ms(single, 99),
+            "throughput_per_s": len(appeals) / (time.perf_counter() - started)}
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", type=Path, required=True, help="transformer work directory (fit/ and onnx/)")
@@ -59,6 +85,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "transformer_speed.json")
+    parser.add_argument("--bundle", type=Path, action="append", default=[],
+                        help="also time the whole serving path (model, rules, places) of this bundle; repeatable")
+    parser.add_argument("--data-dir", type=Path, default=None, help="shared data directory (JIESU_DATA_DIR)")
     args = parser.parse_args()
 
     import torch
@@ -112,6 +141,8 @@ def main() -> int:
         "tokenize_ms_per_appeal": tokenize_ms,
         "results": results,
     }
+    if args.bundle:
+        record["pipeline"] = pipeline(args.bundle, titles, texts, args.data_dir)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2), encoding="utf-8")
     print(f"{len(sequences)} appeals, tokens p50 {record['tokens']['p50']:.0f} / p90 {record['tokens']['p90']:.0f}, "
@@ -120,6 +151,9 @@ def main() -> int:
     for name, r in results.items():
         print(f"{name:<22}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['throughput_per_s']:>13.1f}"
               f"{r['speedup_p50_vs_eager']:>9.2f}")
+    for name, r in record.get("pipeline", {}).items():
+        print(f"whole path, {name}: p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
+              f"{r['throughput_per_s']:.0f} appeals/s in one process")
     print(f"wrote {args.out}")
     return 0
 
