@@ -20,13 +20,17 @@ pytest.importorskip("onnx")
 def work(tmp_path_factory, taxonomy):
     from tests.tiny_encoder import train_tiny_bundle
 
-    return train_tiny_bundle(tmp_path_factory.mktemp("bench"), taxonomy, "transformer")[1]
+    bundle, work = train_tiny_bundle(tmp_path_factory.mktemp("bench"), taxonomy, "transformer")
+    work.joinpath("bundle-path").write_text(str(bundle))
+    return work
 
 
-def test_speed_benchmark_prints_a_table_and_writes_json(work, tmp_path):
+def test_speed_benchmark_prints_a_table_and_writes_json(work, tmp_path, data_dir):
     out = tmp_path / "speed.json"
+    bundle = (work / "bundle-path").read_text()
     result = subprocess.run([sys.executable, "benchmarks/transformer_speed.py", "--work-dir", str(work),
-                             "--data", str(SAMPLE), "--appeals", "30", "--threads", "1", "--out", str(out)],
+                             "--data", str(SAMPLE), "--appeals", "30", "--threads", "1", "--out", str(out),
+                             "--bundle", bundle, "--data-dir", str(data_dir)],
                             capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "onnx_int8" in result.stdout and "p50 ms" in result.stdout
@@ -35,6 +39,8 @@ def test_speed_benchmark_prints_a_table_and_writes_json(work, tmp_path):
     for row in record["results"].values():
         assert 0 < row["p50_ms"] <= row["p99_ms"] and row["throughput_per_s"] > 0
     assert record["appeals"] == 30 and record["tokens"]["max"] <= 64
+    (whole,) = record["pipeline"].values()  # the serving path of the bundle: model, rules, places
+    assert 0 < whole["p50_ms"] <= whole["p99_ms"] and "whole path, transformer" in result.stdout
 
 
 def test_a_packed_fit_unpacks_to_the_same_weights(work, tmp_path):
