@@ -1,8 +1,10 @@
 """One function computes every number in an evaluation report, so they mean the same everywhere.
 
 Report: accuracy, macro-F1, weighted-F1, per-class precision/recall/F1/support, the confusion matrix
-(rows = true label, columns = predicted, in label order), and calibration: expected calibration error
-(ECE) of the top-1 probability over ``bins`` equal-width bins, with the per-bin table.
+(rows = true label, columns = predicted, in label order), calibration: expected calibration error
+(ECE) of the top-1 probability over ``bins`` equal-width bins, with the per-bin table, and routing:
+for review thresholds 0.3–0.9, the share of appeals a reviewer would see and the accuracy (and error
+count) of those dispatched without review.
 """
 
 from __future__ import annotations
@@ -33,6 +35,22 @@ def expected_calibration_error(probabilities: np.ndarray, correct: np.ndarray, b
     return float(ece), table
 
 
+ROUTING_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def routing_table(probabilities: np.ndarray, correct: np.ndarray) -> list[dict]:
+    """What each review threshold would do: the share of appeals sent to a reviewer (top-1 confidence
+    below it) and how often the rest — dispatched without review — are right, with their error count."""
+    confidence = probabilities.max(axis=1) if len(probabilities) else np.zeros(0)
+    rows = []
+    for threshold in ROUTING_THRESHOLDS:
+        auto = confidence >= threshold
+        rows.append({"threshold": threshold, "to_review": float((~auto).mean()) if len(auto) else 0.0,
+                     "auto_accuracy": float(correct[auto].mean()) if auto.any() else None,
+                     "auto_errors": int((~correct[auto]).sum())})
+    return rows
+
+
 def compute_metrics(labels: list[str], y_true: list[str], probabilities: np.ndarray) -> dict:
     """All metrics for one head; ``probabilities`` has one column per label, in ``labels`` order."""
     index = {label: i for i, label in enumerate(labels)}
@@ -59,6 +77,7 @@ def compute_metrics(labels: list[str], y_true: list[str], probabilities: np.ndar
         "labels": list(labels),
         "confusion_matrix": confusion_matrix(true, pred, labels=present).tolist(),
         "calibration": calibration,
+        "routing": routing_table(probabilities, pred == true),
     }
 
 
@@ -101,6 +120,12 @@ def report_markdown(metrics: dict, title: str, label_display: str = "names") -> 
     for i, (label, row) in enumerate(metrics["per_class"].items(), start=1):
         lines.append(f"| {i} | {label} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | "
                      f"{row['support']} |")
+    if metrics.get("routing"):
+        lines += ["", "Review threshold (dispatch sends appeals below it to a reviewer, `review_threshold`):", "",
+                  "| threshold | to review | accuracy of the rest | dispatched with a wrong category |", "|---|---|---|---|"]
+        for row in metrics["routing"]:
+            accuracy = "—" if row["auto_accuracy"] is None else f"{row['auto_accuracy']:.3f}"
+            lines.append(f"| {row['threshold']:.1f} | {row['to_review']:.1%} | {accuracy} | {row['auto_errors']} |")
     lines += ["", "Confusion matrix (rows true, columns predicted):", "", "```"]
     for label, row in zip(metrics["labels"], metrics["confusion_matrix"]):
         lines.append(f"{label:<10}" + " ".join(f"{v:5d}" for v in row))

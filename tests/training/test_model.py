@@ -69,6 +69,11 @@ def test_metrics_on_a_known_case():
     assert metrics["accuracy"] == 0.75
     assert metrics["confusion_matrix"] == [[1, 0], [1, 2]]
     assert metrics["per_class"]["乙"]["recall"] == pytest.approx(2 / 3)
+    routing = {row["threshold"]: row for row in metrics["routing"]}
+    # at 0.7 the one wrong prediction (0.6 sure) goes to a reviewer and the rest are all right
+    assert routing[0.7] == {"threshold": 0.7, "to_review": 0.25, "auto_accuracy": 1.0, "auto_errors": 0}
+    assert routing[0.5]["to_review"] == 0.0 and routing[0.5]["auto_errors"] == 1
+    assert routing[0.9]["to_review"] == 0.75
     ece, _ = expected_calibration_error(np.array([[1.0, 0.0], [1.0, 0.0]]), np.array([True, False]))
     assert ece == pytest.approx(0.5)
 
