@@ -89,6 +89,14 @@ def main() -> int:
                         help="also time the whole serving path (model, rules, places) of this bundle; repeatable")
     parser.add_argument("--data-dir", type=Path, default=None, help="shared data directory (JIESU_DATA_DIR)")
     args = parser.parse_args()
+    needed = [args.work_dir / "prepared" / "meta.json", args.work_dir / "fit" / "fit.json",
+              args.work_dir / "fit" / "best" / "model.safetensors", args.work_dir / "onnx" / "model_int8.onnx",
+              args.data, *args.bundle]
+    missing = [str(path) for path in needed if not path.exists()]
+    if missing:
+        print(f"error: not found: {', '.join(missing)} (run jiesu train --kind transformer with this --work-dir first)",
+              file=sys.stderr)
+        return 2
 
     import torch
     from tokenizers import Tokenizer
