@@ -146,7 +146,7 @@ def evaluate(
 ) -> None:
     """Recompute a bundle's evaluation report on any labelled file."""
     from training.data import DataError
-    from training.train import evaluate_bundle
+    from training.evaluate import evaluate_bundle
 
     try:
         metrics = evaluate_bundle(model, list(data), _taxonomy(profile, data_dir), out)

@@ -26,7 +26,7 @@ from serving.bundle import Manifest, write_manifest
 from serving.linear import LinearCategoryModel, softmax, write_weights
 from taxonomy import Taxonomy
 from training.data import SplitConfig, assign_splits, fingerprint, load_frame
-from training.evaluate import compute_metrics, write_report
+from training.evaluate import compute_metrics, evaluate_bundle, write_report
 from training.linear import LinearConfig, fit_linear
 
 
@@ -319,90 +319,6 @@ def _replace(staging: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         staging.rename(out)
-
-
-def evaluate_bundle(bundle: Path, data: list[Path], taxonomy: Taxonomy, out: Path | None = None) -> dict:
-    """Recompute the report for a bundle on any labelled file(s)."""
-    from serving.predictor import load_category_model
-    from serving.bundle import read_manifest
-
-    manifest = read_manifest(bundle)
-    model = load_category_model(manifest)
-    level = int(manifest.heads["category"].get("level", 1))
-    frame = load_frame(data, taxonomy, level)
-    unknown = sorted(set(frame["category"]) - set(model.labels))
-    if unknown:
-        raise ValueError(f"the data has categories the model does not know: {', '.join(unknown)}")
-    from serving.predictor import predict_heads
-
-    heads = predict_heads(model, list(frame["title"]), list(frame["text"]))
-    metrics = compute_metrics(model.labels, list(frame["category"]), heads["category"])
-    extra = _head_metrics(model, heads, frame) | _served_metrics(bundle, taxonomy, frame)
-    if extra:
-        metrics["heads"] = {name: {k: m[k] for k in ("n", "accuracy", "macro_f1")} for name, m in extra.items()}
-    if out is not None:
-        write_report(Path(out), metrics, f"category ({len(frame)} appeals from {', '.join(p.name for p in data)})")
-        if extra:
-            (Path(out) / "report_heads.json").write_text(json.dumps(extra, ensure_ascii=False, indent=2),
-                                                         encoding="utf-8")
-    return metrics
-
-
-def _labelled(frame, head: str) -> tuple[np.ndarray, list[str]]:
-    """Rows of ``frame`` that carry a label for ``head`` and those labels."""
-    if head == "urgency":
-        rows = np.flatnonzero(frame["urgency"].isin([1, 2, 3, 4]).to_numpy())
-        return rows, [str(int(v)) for v in frame["urgency"].iloc[rows]]
-    if head == "appeal_type":
-        rows = np.flatnonzero((frame["appeal_type"] != "").to_numpy())
-        return rows, list(frame["appeal_type"].iloc[rows])
-    depth = int(head.rsplit("_l", 1)[1])
-    cut = ["/".join(p.split("/")[:depth]) if p.count("/") + 1 >= depth else "" for p in frame["category_path"]]
-    rows = np.flatnonzero(np.array([bool(c) for c in cut], dtype=bool))
-    return rows, [cut[r] for r in rows]
-
-
-def _head_metrics(model, heads: dict, frame) -> dict:
-    """Each extra head of the model against the data's own labels, where it has them."""
-    out = {}
-    for name, probabilities in heads.items():
-        if name == "category":
-            continue
-        labels = model.heads[name]
-        rows, truth = _labelled(frame, name)
-        keep = [i for i, t in enumerate(truth) if t in labels]
-        if keep:
-            out[f"{name} (head)"] = compute_metrics(labels, [truth[i] for i in keep], probabilities[rows[keep]])
-    return out
-
-
-def _served_metrics(bundle: Path, taxonomy: Taxonomy, frame) -> dict:
-    """Urgency and appeal type as the service assigns them (rules first, heads where no rule fired)."""
-    from serving.appeals import AppealInputError
-    from serving.predictor import AppealInput, Predictor
-
-    wanted = {name: _labelled(frame, name) for name in ("urgency", "appeal_type")}
-    if not any(len(rows) for rows, _ in wanted.values()):
-        return {}
-    predictor = Predictor(bundle, taxonomy)
-    served = {}
-    for row in sorted(set().union(*(rows.tolist() for rows, _ in wanted.values()))):
-        title, text = frame["title"].iloc[row], frame["text"].iloc[row]
-        try:
-            served[row] = predictor.predict_one(AppealInput(text=text or title, title=title))
-        except AppealInputError:
-            continue  # too long for the service: it would refuse the appeal, so it has no served label
-    out = {}
-    for name, (rows, truth) in wanted.items():
-        pairs = [(truth[i], r) for i, r in enumerate(rows) if r in served]
-        if not pairs:
-            continue
-        labels = ["1", "2", "3", "4"] if name == "urgency" else list(taxonomy.appeal_types.names)
-        got = [str(served[r].urgency) if name == "urgency" else served[r].appeal_type for _, r in pairs]
-        onehot = np.zeros((len(pairs), len(labels)))
-        onehot[np.arange(len(pairs)), [labels.index(g) for g in got]] = 1.0
-        out[f"{name} (served)"] = compute_metrics(labels, [t for t, _ in pairs], onehot)
-    return out
 
 
 __all__ = ["TrainConfig", "TrainResult", "train", "evaluate_bundle"]
