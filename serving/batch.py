@@ -33,8 +33,8 @@ def predict_many(predictor: Predictor, appeals: Sequence[AppealInput], workers: 
                  chunk: int = CHUNK) -> list[Prediction]:
     workers = default_workers() if workers is None else max(1, workers)
     chunks = [appeals[i:i + chunk] for i in range(0, len(appeals), chunk)]
-    parallel_safe = getattr(predictor.model, "parallel_safe", True)
-    if workers == 1 or len(chunks) < 2 or not parallel_safe or "fork" not in multiprocessing.get_all_start_methods():
+    if (workers == 1 or len(chunks) < 2 or not predictor.model.parallel_safe
+            or "fork" not in multiprocessing.get_all_start_methods()):
         return [p for c in chunks for p in predictor.predict(c)]
     global _worker_predictor
     _worker_predictor = predictor

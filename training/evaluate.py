@@ -149,7 +149,7 @@ def write_report(directory: Path, metrics: dict, title: str) -> None:
 def evaluate_bundle(bundle: Path, data: list[Path], taxonomy: Taxonomy, out: Path | None = None) -> dict:
     """Recompute the report for a bundle on any labelled file(s)."""
     from serving.bundle import read_manifest
-    from serving.predictor import load_category_model, predict_heads
+    from serving.predictor import load_category_model
     from training.data import load_frame
 
     manifest = read_manifest(bundle)
@@ -159,7 +159,7 @@ def evaluate_bundle(bundle: Path, data: list[Path], taxonomy: Taxonomy, out: Pat
     unknown = sorted(set(frame["category"]) - set(model.labels))
     if unknown:
         raise ValueError(f"the data has categories the model does not know: {', '.join(unknown)}")
-    heads = predict_heads(model, list(frame["title"]), list(frame["text"]))
+    heads = model.predict_all(list(frame["title"]), list(frame["text"]))
     metrics = compute_metrics(model.labels, list(frame["category"]), heads["category"])
     extra = _head_metrics(model, heads, frame) | _served_metrics(bundle, taxonomy, frame)
     if extra:

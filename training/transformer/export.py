@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from serving.encoding import pad
-from serving.transformer import open_session, softmax
+from serving.encoding import run_in_batches
+from serving.linear import softmax
+from serving.transformer import open_session
 from training.transformer.model import MultiHeadClassifier
 
 MIN_AGREEMENT = 0.995
@@ -110,34 +111,24 @@ def quantize_onnx(source: Path, target: Path, exclude: list[str] | None = None) 
 def torch_logits(model: MultiHeadClassifier, sequences: list[list[int]], pad_id: int,
                  batch_size: int = 32) -> dict[str, np.ndarray]:
     model = model.eval().cpu()
-    out = {name: [] for name in model.head_names}
-    order = np.argsort([len(s) for s in sequences], kind="stable")
-    for start in range(0, len(order), batch_size):
-        ids, mask = pad([sequences[i] for i in order[start:start + batch_size]], pad_id)
-        for name, values in zip(model.head_names, model(torch.from_numpy(ids), torch.from_numpy(mask))):
-            out[name].append(values.numpy())
-    inverse = np.argsort(order)
-    return {name: np.concatenate(parts)[inverse] for name, parts in out.items()}
+    values = run_in_batches(sequences, pad_id, batch_size, lambda ids, mask: [
+        v.numpy() for v in model(torch.from_numpy(ids), torch.from_numpy(mask))])
+    return dict(zip(model.head_names, values))
 
 
 def onnx_logits(path: Path, heads: list[str], sequences: list[list[int]], pad_id: int,
                 batch_size: int = 32) -> dict[str, np.ndarray]:
     session = open_session(path)
     names = [f"logits_{h}" for h in heads]
-    out = {h: [] for h in heads}
-    order = np.argsort([len(s) for s in sequences], kind="stable")
-    for start in range(0, len(order), batch_size):
-        ids, mask = pad([sequences[i] for i in order[start:start + batch_size]], pad_id)
-        for head, values in zip(heads, session.run(names, {"input_ids": ids, "attention_mask": mask})):
-            out[head].append(values)
-    inverse = np.argsort(order)
-    return {h: np.concatenate(parts)[inverse] for h, parts in out.items()}
+    values = run_in_batches(sequences, pad_id, batch_size, lambda ids, mask: session.run(
+        names, {"input_ids": ids, "attention_mask": mask}))
+    return dict(zip(heads, values))
 
 
 def parity(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray]) -> dict:
     result = {}
     for head, ref in reference.items():
-        p_ref, p_new = softmax(ref), softmax(candidate[head])
+        p_ref, p_new = softmax(ref, 1.0), softmax(candidate[head], 1.0)
         result[head] = {"top1_agreement": float((p_ref.argmax(1) == p_new.argmax(1)).mean()),
                         "max_prob_diff": float(np.abs(p_ref - p_new).max()),
                         "mean_prob_diff": float(np.abs(p_ref - p_new).mean())}

@@ -19,7 +19,8 @@ import pandas as pd
 
 from serving.bundle import Manifest
 from serving.encoding import TextEncoding, special_ids
-from serving.transformer import MODEL_FILE, TOKENIZER_FILE, TransformerModel, softmax
+from serving.linear import softmax
+from serving.transformer import MODEL_FILE, TOKENIZER_FILE, TransformerModel
 from taxonomy import Taxonomy
 from training.evaluate import compute_metrics
 from training.linear import fit_temperature
