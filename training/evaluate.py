@@ -203,19 +203,19 @@ def _head_metrics(model, heads: dict, frame) -> dict:
 def _served_metrics(bundle: Path, taxonomy: Taxonomy, frame) -> dict:
     """Urgency and appeal type as the service assigns them (rules first, heads where no rule fired)."""
     from serving.appeals import AppealInputError
-    from serving.predictor import AppealInput, Predictor
+    from serving.predictor import AppealInput, Predictor, validate_appeal
 
     wanted = {name: _labelled(frame, name) for name in ("urgency", "appeal_type")}
     if not any(len(rows) for rows, _ in wanted.values()):
         return {}
-    predictor = Predictor(bundle, taxonomy)
-    served = {}
+    accepted = {}
     for row in sorted(set().union(*(rows.tolist() for rows, _ in wanted.values()))):
         title, text = frame["title"].iloc[row], frame["text"].iloc[row]
         try:
-            served[row] = predictor.predict_one(AppealInput(text=text or title, title=title))
+            accepted[row] = validate_appeal(AppealInput(text=text or title, title=title))
         except AppealInputError:
             continue  # too long for the service: it would refuse the appeal, so it has no served label
+    served = dict(zip(accepted, Predictor(bundle, taxonomy).predict(list(accepted.values()))))
     out = {}
     for name, (rows, truth) in wanted.items():
         pairs = [(truth[i], r) for i, r in enumerate(rows) if r in served]
