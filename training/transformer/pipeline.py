@@ -73,6 +73,9 @@ def fit_command(options: TransformerOptions) -> str:
     return "python -m training.transformer.fit " + " ".join(args)
 
 
+CALIBRATION_APPEALS = 256  # training appeals that set the int8 smoothing scales
+
+
 def _rows(split: np.ndarray, name: str) -> np.ndarray:
     return np.flatnonzero(split == SPLITS[name])
 
@@ -93,7 +96,10 @@ def build_transformer(staging: Path, frame: pd.DataFrame, categories: list[str],
     _, sequences, split, labels = read_prepared(work / "prepared")
     val_rows, test_rows = _rows(split, "validation"), _rows(split, "test")
     check_rows = val_rows if len(val_rows) else _rows(split, "train")[:200]
-    exported = export_all(model, work / "onnx", encoding.pad_id, [sequences[r].tolist() for r in check_rows], log=log)
+    train_rows = _rows(split, "train")  # evenly spaced: files are often sorted by category
+    calibration_rows = train_rows[::max(1, len(train_rows) // CALIBRATION_APPEALS)][:CALIBRATION_APPEALS]
+    exported = export_all(model, work / "onnx", encoding.pad_id, [sequences[r].tolist() for r in check_rows],
+                          [sequences[r].tolist() for r in calibration_rows] or None, log=log)
     shutil.copyfile(work / "onnx" / f"model_{exported['shipped']}.onnx", staging / MODEL_FILE)
     tokenizer.save(str(staging / TOKENIZER_FILE))
 
@@ -107,7 +113,8 @@ def build_transformer(staging: Path, frame: pd.DataFrame, categories: list[str],
         "preprocessing": {"strip_patterns": list(encoding.strip_patterns), "max_chars": None, "title_repeat": 1},
         "encoding": encoding.to_dict(),
         "encoder": _encoder_record(options, model),
-        "onnx": {k: exported[k] for k in ("shipped", "why", "sizes_mb", "fused_operators", "parity", "appeals")},
+        "onnx": {k: exported[k] for k in ("shipped", "why", "sizes_mb", "fused_operators", "parity", "appeals",
+                                           "quantization_plans", "smoothing")},
         "fine_tune": {k: record[k] for k in ("config", "device", "best_epoch", "best_score", "history",
                                               "stopped_early", "seconds", "global_step")},
     }
@@ -178,6 +185,16 @@ def heads_markdown(head_metrics: dict, extra: dict) -> str:
     for graph, heads in onnx["parity"].items():
         for head, p in heads.items():
             lines.append(f"| {graph} | {head} | {p['top1_agreement']:.4f} | {p['max_prob_diff']:.4f} |")
+    if onnx.get("quantization_plans"):
+        lines += ["", "int8 plans tried, fastest first (the first with category agreement ≥ 99.5% ships):", "",
+                  "| plan | category top-1 agreement | max prob diff |", "|---|---|---|"]
+        lines += [f"| {t['plan']} | {t['category_top1_agreement']:.4f} | {t['max_prob_diff']:.4f} |"
+                  for t in onnx["quantization_plans"]]
+    if onnx.get("smoothing"):
+        lines += ["", "FFN-output smoothing per layer (strength, simulated int8 error before → after): "
+                  + "; ".join(f"{row['layer']}: {row['alpha'] if row['alpha'] is not None else 'none'}, "
+                              f"{row['int8_error_unsmoothed']:.1e} → {row['int8_error']:.1e}"
+                              for row in onnx["smoothing"])]
     ft = extra["fine_tune"]
     lines += ["", "## Fine-tune", "", f"- device: {ft['device']}; {ft['global_step']} steps; "
               f"{ft['seconds']} s; best epoch {ft['best_epoch']} (validation macro-F1 {ft['best_score']:.4f})"
