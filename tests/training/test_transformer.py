@@ -251,7 +251,7 @@ def test_when_int8_disagrees_the_plans_keep_the_most_sensitive_nodes_in_fp32(pre
                                [s.tolist() for s in sequences[30:50]], log=lambda m: None)
     plans = [t["plan"] for t in record["quantization_plans"]]
     # 2 layers: 2 FFN outputs + 2 attentions are the candidates; 2 of them, then all 4, kept in fp32
-    assert plans == ["every MatMul int8", "every MatMul int8, FFN outputs smoothed",
+    assert plans == ["every MatMul and attention int8", "every MatMul and attention int8, FFN outputs smoothed",
                      "smoothed; the 2 most sensitive of 4 kept fp32", "smoothed; the 4 most sensitive of 4 kept fp32"]
     assert [t["fp32_matmuls"] for t in record["quantization_plans"]] == [0, 0, 2, 4]
     assert len(record["sensitivity"]) == 4 and all(v >= 0 for v in record["sensitivity"].values())

@@ -99,7 +99,7 @@ class Plan:
 def quantization_plans(ranked: list[str]) -> list[Plan]:
     """Plans for the smoothed graph after the plain one failed, fastest first: everything int8; then
     the 2, 4, 8, … nodes of ``ranked`` (most sensitive first) kept in fp32, up to all of them."""
-    plans = [Plan("every MatMul int8, FFN outputs smoothed", smoothed=True)]
+    plans = [Plan("every MatMul and attention int8, FFN outputs smoothed", smoothed=True)]
     count = 2
     while ranked and count < len(ranked) * 2:
         kept = ranked[:count]
@@ -305,7 +305,7 @@ def export_all(model: MultiHeadClassifier, directory: Path, pad_id: int, check_s
         log(f"export: int8 plan '{plan.name}': category top-1 agreement {agreement:.4f}")
         return agreement
 
-    agreement = attempt(Plan("every MatMul int8"), fp32)
+    agreement = attempt(Plan("every MatMul and attention int8"), fp32)
     sensitivity: dict[str, float] = {}
     if agreement < MIN_AGREEMENT:
         smoothed_model, smoothing = smooth_ffn_outputs(model, calibration_sequences or check_sequences, pad_id)
