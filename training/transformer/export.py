@@ -111,7 +111,9 @@ def quantization_plans(ranked: list[str]) -> list[Plan]:
 
 def node_sensitivity(source: Path, nodes: list[str], heads: list[str], reference: dict[str, np.ndarray],
                      sequences: list[list[int]], pad_id: int, scratch: Path) -> dict[str, float]:
-    """Mean absolute category-probability change when only that node is int8: what each costs alone."""
+    """Mean absolute category-probability change when only that node is int8: what each costs alone.
+    ``export_all`` measures it on the first check appeals, the same ones the agreement bar is judged on:
+    the ranking then chooses among plans on that data, a mild selection effect the report's plans show."""
     probs = softmax(reference["category"], 1.0)
     result = {}
     for node in nodes:
