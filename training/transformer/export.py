@@ -114,12 +114,11 @@ def node_sensitivity(source: Path, nodes: list[str], heads: list[str], reference
     """Mean absolute category-probability change when only that node is int8: what each costs alone.
     ``export_all`` measures it on the first check appeals, the same ones the agreement bar is judged on:
     the ranking then chooses among plans on that data, a mild selection effect the report's plans show."""
-    probs = softmax(reference["category"], 1.0)
     result = {}
     for node in nodes:
         quantize_onnx(source, scratch, only=[node])
         got = onnx_logits(scratch, heads, sequences, pad_id)
-        result[node] = float(np.abs(softmax(got["category"], 1.0) - probs).mean())
+        result[node] = parity(reference, got)["category"]["mean_prob_diff"]
     scratch.unlink(missing_ok=True)
     return result
 
@@ -297,8 +296,8 @@ def export_all(model: MultiHeadClassifier, directory: Path, pad_id: int, check_s
     tried: list[dict] = []
     smoothing: list[dict] = []
 
-    def attempt(plan: Plan, source: Path) -> float:
-        quantize_onnx(source, int8, plan.exclude)
+    def attempt(plan: Plan) -> float:
+        quantize_onnx(smoothed if plan.smoothed else fp32, int8, plan.exclude)
         checks["int8"] = parity(reference, onnx_logits(int8, model.head_names, check_sequences, pad_id))
         agreement = checks["int8"]["category"]["top1_agreement"]
         tried.append({"plan": plan.name, "smoothed": plan.smoothed, "fp32_matmuls": len(plan.exclude),
@@ -307,7 +306,7 @@ def export_all(model: MultiHeadClassifier, directory: Path, pad_id: int, check_s
         log(f"export: int8 plan '{plan.name}': category top-1 agreement {agreement:.4f}")
         return agreement
 
-    agreement = attempt(Plan("every MatMul and attention int8"), fp32)
+    agreement = attempt(Plan("every MatMul and attention int8"))
     sensitivity: dict[str, float] = {}
     if agreement < MIN_AGREEMENT:
         smoothed_model, smoothing = smooth_ffn_outputs(model, calibration_sequences or check_sequences, pad_id)
@@ -317,7 +316,7 @@ def export_all(model: MultiHeadClassifier, directory: Path, pad_id: int, check_s
                                        {h: v[:len(probe)] for h, v in reference.items()}, probe, pad_id,
                                        directory / "probe.onnx")
         for plan in quantization_plans(sorted(sensitivity, key=sensitivity.get, reverse=True)):
-            agreement = attempt(plan, smoothed)
+            agreement = attempt(plan)
             if agreement >= MIN_AGREEMENT:
                 break
     chosen = "int8" if agreement >= MIN_AGREEMENT else "fp32"
