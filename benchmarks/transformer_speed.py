@@ -104,6 +104,7 @@ def main() -> int:
     from serving.encoding import TextEncoding, encode_sequences
     from serving.transformer import open_session
     from training.data import read_table
+    from training.transformer.export import cpu_description
     from training.transformer.model import load_model
 
     meta = json.loads((args.work_dir / "prepared" / "meta.json").read_text(encoding="utf-8"))
@@ -138,7 +139,7 @@ def main() -> int:
         result["speedup_p50_vs_eager"] = eager_p50 / result["p50_ms"]
 
     record = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
+        "machine": {"cpu": cpu_description(), "threads": args.threads,
                     "cores_visible": len(os.sched_getaffinity(0)), "python": platform.python_version(),
                     "torch": torch.__version__},
         "model": {"work_dir": str(args.work_dir), "max_length": encoding.max_length,
@@ -153,7 +154,8 @@ def main() -> int:
         record["pipeline"] = pipeline(args.bundle, titles, texts, args.data_dir)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2), encoding="utf-8")
-    print(f"{len(sequences)} appeals, tokens p50 {record['tokens']['p50']:.0f} / p90 {record['tokens']['p90']:.0f}, "
+    print(f"{record['machine']['cpu']['model']} ({', '.join(record['machine']['cpu']['int8_isa']) or 'no AVX2'}); "
+          f"{len(sequences)} appeals, tokens p50 {record['tokens']['p50']:.0f} / p90 {record['tokens']['p90']:.0f}, "
           f"{args.threads} threads; tokenizing {tokenize_ms:.2f} ms per appeal")
     print(f"{'runtime':<22}{'p50 ms':>9}{'p99 ms':>9}{'per s (b32)':>13}{'× eager':>9}")
     for name, r in results.items():

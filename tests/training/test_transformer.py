@@ -235,10 +235,53 @@ def test_smoothing_keeps_the_function_and_tames_an_outlier_channel_for_int8(prep
     assert "QAttention" in ops and "Attention" not in ops
 
 
+def test_per_token_int8_gives_an_appeal_the_same_result_alone_or_in_any_batch(prepared, encoder, tmp_path):
+    """Per-tensor dynamic int8 gives every token in a batch one range, so an appeal's logits change with
+    the appeals it is batched with (the service predicts one at a time, `jiesu evaluate` 32 at a time).
+    Per token, each row has its own range: the same appeal gets the same logits either way."""
+    import onnx
+
+    from training.transformer.export import (_export_fp32, onnx_logits, per_token_int8, quantize_onnx,
+                                             sensitive_nodes, torch_logits)
+    from training.transformer.fit import fit, read_prepared
+    from training.transformer.model import load_model
+
+    fit(prepared, encoder, tmp_path / "fit", fit_config(epochs=1), log=lambda m: None, progress=False)
+    model = load_model(tmp_path / "fit" / "best")
+    meta, sequences, _, _ = read_prepared(prepared)
+    pad = meta["pad_id"]
+    fp32 = tmp_path / "fp32.onnx"
+    _export_fp32(model, tmp_path, fp32, pad)
+    ffn_outputs = [n for n in sensitive_nodes(fp32) if n.endswith("MatMul")]
+    assert len(ffn_outputs) == 2  # one per layer of the tiny encoder
+    quantize_onnx(fp32, tmp_path / "per_tensor.onnx", only=ffn_outputs)
+    assert per_token_int8(fp32, tmp_path / "per_token.onnx", ffn_outputs) == 2
+    graph = onnx.load(str(tmp_path / "per_token.onnx")).graph
+    assert not {n.name for n in graph.node} & set(ffn_outputs)  # the fp32 MatMuls are gone …
+    assert sum(n.op_type == "MatMulInteger" for n in graph.node) == 2  # … replaced by int8 ones
+    assert not any(i.name.endswith("/per_token/w_int8") and i.data_type != onnx.TensorProto.INT8
+                   for i in graph.initializer)
+
+    appeals = [s.tolist() for s in sequences[:32]]
+    heads = model.head_names
+    reference = torch_logits(model, appeals, pad)
+    gaps = {}
+    for name in ("per_tensor", "per_token"):
+        path = tmp_path / f"{name}.onnx"
+        alone = onnx_logits(path, heads, appeals, pad, batch_size=1)["category"]
+        batched = onnx_logits(path, heads, appeals, pad, batch_size=32)["category"]
+        gaps[name] = (float(np.abs(alone - batched).max()), float(np.abs(batched - reference["category"]).mean()))
+    assert gaps["per_token"][0] < 1e-4, gaps  # alone or among 31 others (padded): the same logits
+    assert gaps["per_tensor"][0] > 10 * gaps["per_token"][0], gaps  # the batch moved the per-tensor logits
+    # as faithful to fp32 as per-tensor int8 on this tiny model (whose activations have no outlier tokens)
+    assert gaps["per_token"][1] < 1.5 * gaps["per_tensor"][1], gaps
+
+
 def test_when_int8_disagrees_the_plans_keep_the_most_sensitive_nodes_in_fp32(prepared, encoder, tmp_path,
                                                                             monkeypatch):
-    """An agreement bar no int8 graph can reach walks every plan: smoothing first, then the nodes that
-    cost most when quantized alone kept in fp32, up to all of them; then the fp32 graph is shipped."""
+    """An agreement bar no int8 graph can reach walks every plan: smoothing first, then ranges per token,
+    then the nodes that cost most when quantized alone kept in fp32, up to all of them; then the fp32
+    graph is shipped."""
     from training.transformer import export
     from training.transformer.fit import fit, read_prepared
     from training.transformer.model import load_model
@@ -250,10 +293,14 @@ def test_when_int8_disagrees_the_plans_keep_the_most_sensitive_nodes_in_fp32(pre
     record = export.export_all(model, tmp_path / "onnx", meta["pad_id"], [s.tolist() for s in sequences[:30]],
                                [s.tolist() for s in sequences[30:50]], log=lambda m: None)
     plans = [t["plan"] for t in record["quantization_plans"]]
-    # 2 layers: 2 FFN outputs + 2 attentions are the candidates; 2 of them, then all 4, kept in fp32
+    # per tensor, smoothed, then per token: the 2 FFN outputs, then all 6 MatMuls (3 a layer); last, of the
+    # 2 FFN outputs + 2 attentions, the 2 most sensitive and then all 4 kept in fp32
     assert plans == ["every MatMul and attention int8", "every MatMul and attention int8, FFN outputs smoothed",
+                     "smoothed; FFN outputs int8 per token, the rest per tensor",
+                     "smoothed; every MatMul int8 per token, attention per tensor",
                      "smoothed; the 2 most sensitive of 4 kept fp32", "smoothed; the 4 most sensitive of 4 kept fp32"]
-    assert [t["fp32_matmuls"] for t in record["quantization_plans"]] == [0, 0, 2, 4]
+    assert [t["fp32_matmuls"] for t in record["quantization_plans"]] == [0, 0, 0, 0, 2, 4]
+    assert [t["per_token_matmuls"] for t in record["quantization_plans"]] == [0, 0, 2, 6, 0, 0]
     assert len(record["sensitivity"]) == 4 and all(v >= 0 for v in record["sensitivity"].values())
     assert [row["layer"] for row in record["smoothing"]] == [0, 1]
     assert record["shipped"] == "fp32" and "no int8 plan" in record["why"]

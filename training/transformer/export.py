@@ -6,14 +6,17 @@
 2. onnxruntime's transformer optimizer fuses attention, layer norms and GELU (``model_type="bert"``);
    where a graph does not match its patterns the unfused graph is kept and the report says so.
 3. ``onnxruntime.quantization.quantize_dynamic``: int8 weights (per channel) for the MatMuls and the
-   fused attention's QKV projection (QAttention), activations quantized on the fly. Plans are tried
-   fastest first: everything int8; if that disagrees with PyTorch, the same on a copy of the model
-   whose FFN-output inputs are smoothed (``smooth_ffn_outputs``); then that with the most sensitive
+   fused attention's QKV projection (QAttention), activations quantized on the fly, one range per
+   tensor. Plans are tried in turn: everything int8; if that disagrees with PyTorch, the same on a
+   copy of the model whose FFN-output inputs are smoothed (``smooth_ffn_outputs``); then the FFN
+   outputs, and then every MatMul, int8 with one range per token (``per_token_int8``: slower, but an
+   outlier token no longer coarsens the others); last, the smoothed graph with the most sensitive
    nodes kept in fp32 (2, 4, 8, … of the FFN outputs and attentions, ranked by what each one costs
    when it alone is int8: ``node_sensitivity``), up to all of them.
 4. Parity on the validation split: top-1 agreement of each ONNX model with PyTorch on every head and
    the largest probability difference. The first int8 plan whose category agreement is at least
-   ``MIN_AGREEMENT`` is shipped; if none is, the fp32 graph is, and the report says which and why.
+   ``MIN_AGREEMENT`` is shipped (a per-token one only if it also runs faster than fp32 on the exporting
+   machine); if none is, the fp32 graph is, and the report says which and why.
 """
 
 from __future__ import annotations
@@ -38,6 +41,11 @@ SMOOTH_ALPHAS = (0.5, 0.75, 0.9)  # smoothing strengths tried per layer (and non
 SENSITIVITY_APPEALS = 300  # check appeals each node's int8 cost is measured on
 SMOOTH_SAMPLE = 32  # calibration appeals whose activations the int8 error is simulated on
 OPSET = 17
+# Per-token activations use 0 … 127 (7 bits): their ranges are per row, so every row reaches the extremes,
+# and on x86 CPUs without VNNI uint8 × int8 products saturate in pairs (see ``uint8_weights``); with 7
+# bits they cannot, whatever CPU serves the graph. (7-bit weights, quantize_dynamic's reduce_range, would
+# avoid it too but cost far more agreement: 0.9747 → 0.9540 on the e5 router.)
+ACTIVATION_LEVELS = 127
 
 
 def export_onnx(model: MultiHeadClassifier, path: Path, pad_id: int) -> None:
@@ -73,33 +81,51 @@ def optimize_onnx(source: Path, target: Path, num_heads: int, hidden_size: int) 
         return {"error": f"not fused ({type(exc).__name__}: {exc})"}
 
 
+def _nodes(path: Path):
+    import onnx
+
+    return onnx.load(str(path), load_external_data=False).graph.node
+
+
 def sensitive_nodes(path: Path) -> list[str]:
     """The nodes whose int8 versions disagree most with fp32 on the e5 router: each layer's FFN output
     MatMul (``…/layer.N/output/dense/MatMul``, its input comes from GELU) and each fused attention
     (the QKV projection, whose input is a layer norm's output)."""
-    import onnx
-
     found = []
-    for node in onnx.load(str(path), load_external_data=False).graph.node:
+    for node in _nodes(path):
         if node.op_type == "Attention" or (node.op_type == "MatMul" and "attention" not in node.name
                                            and re.search(r"layer\.\d+/output/dense/MatMul", node.name)):
             found.append(node.name)
     return found
 
 
+SMOOTHED_PLAN = "every MatMul and attention int8, FFN outputs smoothed"
+
+
 @dataclass(frozen=True)
 class Plan:
-    """One way to quantize: which graph (plain or with smoothed FFN outputs), which nodes stay fp32."""
+    """One way to quantize: which graph (plain or with smoothed FFN outputs), which MatMuls are int8 per
+    token (``per_token_int8``) rather than per tensor, which nodes stay fp32."""
 
     name: str
     smoothed: bool = False
     exclude: tuple[str, ...] = ()
+    per_token: tuple[str, ...] = ()
+
+
+def per_token_plans(ffn_outputs: list[str], matmuls: list[str]) -> list[Plan]:
+    """After plain and smoothed per-tensor int8: on the smoothed graph, the FFN outputs (the MatMuls whose
+    inputs have outlier tokens), then every MatMul, quantized per token; attention stays per tensor."""
+    return [Plan("smoothed; FFN outputs int8 per token, the rest per tensor", smoothed=True,
+                 per_token=tuple(ffn_outputs)),
+            Plan("smoothed; every MatMul int8 per token, attention per tensor", smoothed=True,
+                 per_token=tuple(matmuls))]
 
 
 def quantization_plans(ranked: list[str]) -> list[Plan]:
-    """Plans for the smoothed graph after the plain one failed, fastest first: everything int8; then
-    the 2, 4, 8, … nodes of ``ranked`` (most sensitive first) kept in fp32, up to all of them."""
-    plans = [Plan("every MatMul and attention int8, FFN outputs smoothed", smoothed=True)]
+    """The last resort, when no graph with every node int8 agrees: the smoothed graph with the 2, 4, 8, …
+    nodes of ``ranked`` (most sensitive first) kept in fp32, up to all of them."""
+    plans = []
     count = 2
     while ranked and count < len(ranked) * 2:
         kept = ranked[:count]
@@ -123,6 +149,38 @@ def node_sensitivity(source: Path, nodes: list[str], heads: list[str], reference
     return result
 
 
+def cpu_description() -> dict:
+    """This machine's processor and the instruction sets that decide how onnxruntime multiplies int8."""
+    import platform
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+    return {"model": model, "machine": platform.machine(), "int8_isa": [f for f in wanted if f in flags]}
+
+
+def uint8_weights() -> bool:
+    """Whether to store int8 weights as uint8 (with zero points): on x86 CPUs without VNNI. There
+    onnxruntime multiplies uint8 activations by int8 weights with vpmaddubsw, which adds pairs of products
+    into int16 and saturates when both are large (255 × 127 × 2 > 32767): on the e5 router that cost the
+    smoothed graph 1.2 points of agreement (0.9862 vs 0.9977 with uint8 weights, whose kernel widens to
+    int16 first). With VNNI (one instruction, int32 sums) and on ARM int8 weights are exact and faster."""
+    import platform
+
+    cpu = cpu_description()
+    return platform.machine().lower() in ("x86_64", "amd64") and not (
+        {"avx512_vnni", "avx_vnni", "amx_int8"} & set(cpu["int8_isa"]))
+
+
 def quantize_onnx(source: Path, target: Path, exclude: tuple[str, ...] | list[str] = (),
                   only: list[str] | None = None) -> None:
     from onnx import TensorProto
@@ -136,10 +194,95 @@ def quantize_onnx(source: Path, target: Path, exclude: tuple[str, ...] | list[st
         # each layer's multiply-adds stay fp32. The fused graph's contrib operators defeat ONNX shape
         # inference; their outputs are float.
         quantize_dynamic(str(source), str(target), op_types_to_quantize=["MatMul", "Attention"], per_channel=True,
-                         weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude), nodes_to_quantize=only,
+                         weight_type=QuantType.QUInt8 if uint8_weights() else QuantType.QInt8,
+                         nodes_to_exclude=list(exclude),
+                         nodes_to_quantize=only,
                          extra_options={"DefaultTensorType": TensorProto.FLOAT})
     finally:
         root.setLevel(level)
+
+
+def per_token_int8(source: Path, target: Path, nodes: list[str] | tuple[str, ...]) -> int:
+    """Rewrite the fp32 MatMuls named in ``nodes`` (constant weights) as int8 with one quantization range
+    per token (per row of the activation) instead of one per tensor; returns how many were rewritten.
+
+    onnxruntime's dynamic quantization gives a whole tensor (every token of every appeal in the batch)
+    one uint8 range, so a single token with large activations (the FFN outputs' inputs have them) sets
+    the step for all the others, and an appeal's result depends on which appeals share its batch. Per
+    token, each row ``x`` of ``[tokens, K]`` gets ``scale = (max(x,0) − min(x,0)) / ACTIVATION_LEVELS``
+    and ``zero = round(−min/scale)``; ``QuantizeLinear`` (per axis) quantizes it, ``MatMulInteger``
+    multiplies it by the weights (int8, symmetric, per output channel, as ``quantize_dynamic`` makes
+    them), and the zero point is taken out afterwards: ``y = scale·(acc − zero·Σ_k Wq[k, :])·w_scale``
+    (onnxruntime's MatMulInteger takes only a scalar zero point for its first input). Standard ONNX
+    operators only (opset 13+), so any onnxruntime serves it.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(source))
+    graph = model.graph
+    weights = {item.name: item for item in graph.initializer}
+    wanted = set(nodes)
+    rewritten: list = []
+    count = 0
+    for node in graph.node:
+        if node.op_type != "MatMul" or node.name not in wanted or node.input[1] not in weights:
+            rewritten.append(node)
+            continue
+        weight = numpy_helper.to_array(weights[node.input[1]]).astype(np.float32)  # [K, N]
+        inner, outer = weight.shape
+        w_scale = np.maximum(np.abs(weight).max(axis=0), 1e-12) / 127
+        quantized = np.clip(np.round(weight / w_scale), -127, 127).astype(np.int8)
+        prefix = f"{node.name}/per_token"
+        constants = {
+            "w_int8": quantized, "w_scale": w_scale.astype(np.float32),
+            "w_colsum": quantized.astype(np.float32).sum(axis=0),
+            "rows_shape": np.array([-1, inner], np.int64), "n_out": np.array([outer], np.int64),
+            "zero": np.array(0, np.float32), "step": np.array(1 / ACTIVATION_LEVELS, np.float32),
+            "tiny": np.array(1e-12, np.float32), "axis1": np.array([1], np.int64),
+            "first": np.array([0], np.int64), "last": np.array([-1], np.int64)}
+        graph.initializer.extend(numpy_helper.from_array(value, f"{prefix}/{key}") for key, value in constants.items())
+
+        def add(op, inputs, output, **attributes):
+            names = [i if i == node.input[0] else f"{prefix}/{i}" for i in inputs]
+            out = output if output == node.output[0] else f"{prefix}/{output}"
+            rewritten.append(helper.make_node(op, names, [out], name=f"{prefix}/{output.split('/')[-1]}", **attributes))
+
+        x = node.input[0]
+        add("Shape", [x], "x_shape")
+        add("Reshape", [x, "rows_shape"], "rows")                       # [M, K], M = batch × tokens
+        add("ReduceMax", ["rows"], "row_max", axes=[1], keepdims=0)
+        add("ReduceMin", ["rows"], "row_min", axes=[1], keepdims=0)
+        add("Max", ["row_max", "zero"], "high")                         # the range holds 0 exactly
+        add("Min", ["row_min", "zero"], "low")
+        add("Sub", ["high", "low"], "width")
+        add("Mul", ["width", "step"], "raw_scale")
+        add("Max", ["raw_scale", "tiny"], "scale")                      # [M]
+        add("Div", ["low", "scale"], "neg_zero")
+        add("Neg", ["neg_zero"], "zero_unrounded")
+        add("Round", ["zero_unrounded"], "zero_point")                  # [M], in 0 … 127
+        add("Cast", ["zero_point"], "zero_u8", to=TensorProto.UINT8)
+        add("QuantizeLinear", ["rows", "scale", "zero_u8"], "rows_u8", axis=0)
+        add("MatMulInteger", ["rows_u8", "w_int8"], "acc")
+        add("Cast", ["acc"], "acc_f", to=TensorProto.FLOAT)
+        add("Unsqueeze", ["zero_point", "axis1"], "zero_col")
+        add("Mul", ["zero_col", "w_colsum"], "correction")
+        add("Sub", ["acc_f", "correction"], "centred")
+        add("Unsqueeze", ["scale", "axis1"], "scale_col")
+        add("Mul", ["centred", "scale_col"], "rescaled")
+        add("Mul", ["rescaled", "w_scale"], "product")
+        add("Slice", ["x_shape", "first", "last"], "lead_shape")
+        add("Concat", ["lead_shape", "n_out"], "y_shape", axis=0)
+        add("Reshape", ["product", "y_shape"], node.output[0])
+        count += 1
+    del graph.node[:]
+    graph.node.extend(rewritten)
+    used = {name for node in graph.node for name in node.input}
+    kept = [item for item in graph.initializer if item.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    onnx.save(model, str(target))
+    return count
 
 
 class _ScaledActivation(torch.nn.Module):
@@ -262,6 +405,19 @@ def onnx_logits(path: Path, heads: list[str], sequences: list[list[int]], pad_id
     return dict(zip(heads, values))
 
 
+def batch1_ms(path: Path, sequences: list[list[int]], count: int = 40) -> float:
+    """Median milliseconds of one appeal at a time (as the service runs) over ``count`` of ``sequences``."""
+    session = open_session(path)
+    outputs = [o.name for o in session.get_outputs()]
+    times = []
+    for sequence in sequences[:3] + sequences[:count]:  # the first three warm the session up
+        ids = np.array([sequence], dtype=np.int64)
+        started = time.perf_counter()
+        session.run(outputs, {"input_ids": ids, "attention_mask": np.ones_like(ids)})
+        times.append(time.perf_counter() - started)
+    return float(np.median(times[3:]) * 1000)
+
+
 def parity(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray]) -> dict:
     result = {}
     for head, ref in reference.items():
@@ -296,30 +452,56 @@ def export_all(model: MultiHeadClassifier, directory: Path, pad_id: int, check_s
     tried: list[dict] = []
     smoothing: list[dict] = []
 
-    def attempt(plan: Plan) -> float:
-        quantize_onnx(smoothed if plan.smoothed else fp32, int8, plan.exclude)
+    fp32_ms: list[float] = []
+
+    def attempt(plan: Plan) -> bool:
+        source = smoothed if plan.smoothed else fp32
+        if plan.per_token:
+            partial = directory / "partial.onnx"
+            quantize_onnx(source, partial, plan.exclude + plan.per_token)
+            per_token_int8(partial, int8, plan.per_token)
+            partial.unlink()
+        else:
+            quantize_onnx(source, int8, plan.exclude)
         checks["int8"] = parity(reference, onnx_logits(int8, model.head_names, check_sequences, pad_id))
         agreement = checks["int8"]["category"]["top1_agreement"]
-        tried.append({"plan": plan.name, "smoothed": plan.smoothed, "fp32_matmuls": len(plan.exclude),
-                      "category_top1_agreement": agreement,
-                      "max_prob_diff": checks["int8"]["category"]["max_prob_diff"]})
-        log(f"export: int8 plan '{plan.name}': category top-1 agreement {agreement:.4f}")
-        return agreement
+        entry = {"plan": plan.name, "smoothed": plan.smoothed, "fp32_matmuls": len(plan.exclude),
+                 "per_token_matmuls": len(plan.per_token), "category_top1_agreement": agreement,
+                 "max_prob_diff": checks["int8"]["category"]["max_prob_diff"]}
+        ok = agreement >= MIN_AGREEMENT
+        if ok and plan.per_token:
+            # per-token ranges cost element-wise work around each MatMul; on a CPU without VNNI that can
+            # outweigh int8's gain, and an int8 graph slower than fp32 has no reason to ship
+            fp32_ms[:] = fp32_ms or [batch1_ms(fp32, check_sequences)]
+            entry.update(batch1_ms=batch1_ms(int8, check_sequences), fp32_batch1_ms=fp32_ms[0])
+            if entry["batch1_ms"] >= fp32_ms[0]:
+                ok, entry["refused"] = False, "not faster than fp32 on the exporting machine"
+        tried.append(entry)
+        log(f"export: int8 plan '{plan.name}': category top-1 agreement {agreement:.4f}"
+            + (f" ({entry['refused']})" if "refused" in entry else ""))
+        return ok
 
-    agreement = attempt(Plan("every MatMul and attention int8"))
+    ok = attempt(Plan("every MatMul and attention int8"))
     sensitivity: dict[str, float] = {}
-    if agreement < MIN_AGREEMENT:
+    if not ok:
         smoothed_model, smoothing = smooth_ffn_outputs(model, calibration_sequences or check_sequences, pad_id)
         _export_fp32(smoothed_model, directory, smoothed, pad_id)
+        matmuls = [node.name for node in _nodes(smoothed) if node.op_type == "MatMul"]
+        ffn_outputs = [name for name in sensitive_nodes(smoothed) if name in matmuls]
+        for plan in [Plan(SMOOTHED_PLAN, smoothed=True), *per_token_plans(ffn_outputs, matmuls)]:
+            if ok := attempt(plan):
+                break
+    if not ok:
         probe = check_sequences[:SENSITIVITY_APPEALS]
         sensitivity = node_sensitivity(smoothed, sensitive_nodes(smoothed), model.head_names,
                                        {h: v[:len(probe)] for h, v in reference.items()}, probe, pad_id,
                                        directory / "probe.onnx")
         for plan in quantization_plans(sorted(sensitivity, key=sensitivity.get, reverse=True)):
-            agreement = attempt(plan)
-            if agreement >= MIN_AGREEMENT:
+            if ok := attempt(plan):
                 break
-    chosen = "int8" if agreement >= MIN_AGREEMENT else "fp32"
+    chosen = "int8" if ok else "fp32"
+    agreement = tried[-1]["category_top1_agreement"]
+    refused = [t["plan"] for t in tried if "refused" in t]
     record = {
         "appeals": len(check_sequences),
         "fused_operators": fused,
@@ -330,13 +512,17 @@ def export_all(model: MultiHeadClassifier, directory: Path, pad_id: int, check_s
         "smoothing": smoothing,
         "sensitivity": sensitivity,
         "min_agreement": MIN_AGREEMENT,
+        "exported_on": cpu_description(),
+        "int8_weights": "uint8 (x86 without VNNI)" if uint8_weights() else "int8",
         "shipped": chosen,
         "why": (f"int8 ({tried[-1]['plan']}) agrees with PyTorch on {agreement:.2%} of category predictions "
                 f"(≥ {MIN_AGREEMENT:.1%})" if chosen == "int8" else
                 f"no int8 plan agrees with PyTorch on ≥ {MIN_AGREEMENT:.1%} of category predictions (best "
-                f"{max(t['category_top1_agreement'] for t in tried):.2%}); the fp32 graph is shipped instead"),
+                f"{max(t['category_top1_agreement'] for t in tried):.2%}"
+                + (f"; {', '.join(refused)}: agrees but is not faster than fp32 here" if refused else "")
+                + "); the fp32 graph is shipped instead"),
     }
     log(f"export: fp32 {record['sizes_mb']['fp32']} MB, int8 {record['sizes_mb']['int8']} MB; "
         f"category top-1 agreement fp32 {checks['fp32']['category']['top1_agreement']:.4f}, "
-        f"int8 {agreement:.4f}; shipping {chosen}")
+        f"int8 {agreement:.4f} (last plan tried); shipping {chosen}")
     return record

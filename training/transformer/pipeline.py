@@ -114,7 +114,8 @@ def build_transformer(staging: Path, frame: pd.DataFrame, categories: list[str],
         "encoding": encoding.to_dict(),
         "encoder": _encoder_record(options, model),
         "onnx": {k: exported[k] for k in ("shipped", "why", "sizes_mb", "fused_operators", "parity", "appeals",
-                                           "quantization_plans", "smoothing")},
+                                           "quantization_plans", "smoothing", "exported_on",
+                                           "int8_weights")},
         "fine_tune": {k: record[k] for k in ("config", "device", "best_epoch", "best_score", "history",
                                               "stopped_early", "seconds", "global_step")},
     }
@@ -179,14 +180,17 @@ def heads_markdown(head_metrics: dict, extra: dict) -> str:
     onnx = extra["onnx"]
     lines += ["", "## Export (ONNX)", "", f"- shipped: {onnx['shipped']} — {onnx['why']}",
               f"- sizes: fp32 {onnx['sizes_mb']['fp32']} MB, int8 {onnx['sizes_mb']['int8']} MB",
-              f"- fused operators: {json.dumps(onnx['fused_operators'], ensure_ascii=False)}", "",
+              f"- fused operators: {json.dumps(onnx['fused_operators'], ensure_ascii=False)}",
+              f"- exported on: {onnx.get('exported_on', {}).get('model', '?')} "
+              f"({', '.join(onnx.get('exported_on', {}).get('int8_isa', [])) or 'no AVX2'}); int8 weights stored "
+              f"as {onnx.get('int8_weights', 'int8')}; parity holds for CPUs of that kind", "",
               f"Parity with PyTorch on {onnx['appeals']} validation appeals:", "",
               "| graph | head | top-1 agreement | max prob diff |", "|---|---|---|---|"]
     for graph, heads in onnx["parity"].items():
         for head, p in heads.items():
             lines.append(f"| {graph} | {head} | {p['top1_agreement']:.4f} | {p['max_prob_diff']:.4f} |")
     if onnx.get("quantization_plans"):
-        lines += ["", "int8 plans tried, fastest first (the first with category agreement ≥ 99.5% ships):", "",
+        lines += ["", "int8 plans tried in turn (the first with category agreement ≥ 99.5% ships):", "",
                   "| plan | category top-1 agreement | max prob diff |", "|---|---|---|"]
         lines += [f"| {t['plan']} | {t['category_top1_agreement']:.4f} | {t['max_prob_diff']:.4f} |"
                   for t in onnx["quantization_plans"]]
