@@ -10,7 +10,9 @@ the member that has them.
 
 from __future__ import annotations
 
+import logging
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -21,6 +23,50 @@ from serving.linear import softmax
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 BATCH = 16
+
+
+def cpu_description() -> dict:
+    """This machine's processor and the instruction sets that decide how onnxruntime multiplies int8."""
+    import platform
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+    return {"model": model, "machine": platform.machine(), "int8_isa": [f for f in wanted if f in flags]}
+
+
+def uint8_weights() -> bool:
+    """Whether int8 weights should be stored as uint8 (with zero points) for this CPU: on x86 without
+    VNNI. There onnxruntime multiplies uint8 activations by int8 weights with vpmaddubsw, which adds pairs
+    of products into int16 and saturates when both are large (255 × 127 × 2 > 32767): on the e5 router
+    that cost the smoothed graph 1.2 points of agreement (0.9862 vs 0.9977 with uint8 weights, whose
+    kernel widens to int16 first). With VNNI (int32 sums) and on ARM, int8 weights are exact and faster."""
+    import platform
+
+    cpu = cpu_description()
+    return platform.machine().lower() in ("x86_64", "amd64") and not (
+        {"avx512_vnni", "avx_vnni", "amx_int8"} & set(cpu["int8_isa"]))
+
+
+def int8_mismatch(onnx_record: dict | None) -> str | None:
+    """Why a bundle's int8 graph may not behave here as its parity check said, or None: one exported
+    with int8 weights (on a CPU with VNNI) and served on an x86 CPU without it, where they can saturate."""
+    record = onnx_record or {}
+    if record.get("shipped") != "int8" or record.get("int8_weights", "int8") != "int8" or not uint8_weights():
+        return None
+    exported = record.get("exported_on", {}).get("model", "another CPU")
+    return (f"its int8 weights were exported on {exported}; this CPU ({cpu_description()['model']}) has no VNNI, "
+            "where onnxruntime's uint8 × int8 kernel can saturate, so predictions may differ from the "
+            "parity measured at export: run jiesu train on a machine like this one to re-export")
 
 
 def onnx_threads() -> int:
@@ -64,6 +110,9 @@ class TransformerModel:
             self.tokenizer = Tokenizer.from_file(str(manifest.file(TOKENIZER_FILE)))
         except Exception as exc:  # tokenizers raises its own exception type for a malformed file
             raise BundleError(manifest.path, f"{TOKENIZER_FILE} cannot be read ({exc})") from None
+        mismatch = int8_mismatch(manifest.data.get("onnx"))
+        if mismatch:
+            logging.getLogger("jiesu.transformer").warning("bundle %s: %s", manifest.path, mismatch)
         try:
             self.session = open_session(manifest.file(MODEL_FILE), threads)
         except Exception as exc:  # onnxruntime raises its own types for a malformed graph

@@ -401,6 +401,21 @@ print('ok')
     assert result.stdout.strip().endswith("ok")
 
 
+def test_an_int8_bundle_from_a_vnni_cpu_is_flagged_on_a_cpu_without_it(monkeypatch):
+    """int8 weights are exact where the CPU has VNNI and can saturate on x86 without it; a bundle says
+    which it was exported with, and loading it on the other kind says so (parity no longer holds)."""
+    from serving import transformer
+
+    exported = {"shipped": "int8", "int8_weights": "int8", "exported_on": {"model": "Intel Xeon", "int8_isa": []}}
+    monkeypatch.setattr(transformer, "uint8_weights", lambda: True)  # this CPU: x86 without VNNI
+    assert "Intel Xeon" in transformer.int8_mismatch(exported)
+    assert transformer.int8_mismatch({**exported, "int8_weights": "uint8 (x86 without VNNI)"}) is None
+    assert transformer.int8_mismatch({**exported, "shipped": "fp32"}) is None
+    assert transformer.int8_mismatch({"shipped": "int8"})  # bundles from before the record: int8 weights
+    monkeypatch.setattr(transformer, "uint8_weights", lambda: False)  # a CPU with VNNI, or ARM
+    assert transformer.int8_mismatch(exported) is None
+
+
 def test_a_corrupt_graph_is_refused_with_the_reason(transformer_bundle, tmp_path):
     import shutil
 

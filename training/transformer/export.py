@@ -33,7 +33,7 @@ import torch
 
 from serving.encoding import run_in_batches
 from serving.linear import softmax
-from serving.transformer import open_session
+from serving.transformer import cpu_description, open_session, uint8_weights  # noqa: F401 (re-exported)
 from training.transformer.model import MultiHeadClassifier
 
 MIN_AGREEMENT = 0.995
@@ -147,38 +147,6 @@ def node_sensitivity(source: Path, nodes: list[str], heads: list[str], reference
         result[node] = parity(reference, got)["category"]["mean_prob_diff"]
     scratch.unlink(missing_ok=True)
     return result
-
-
-def cpu_description() -> dict:
-    """This machine's processor and the instruction sets that decide how onnxruntime multiplies int8."""
-    import platform
-
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-                break
-    except OSError:
-        pass
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
-    return {"model": model, "machine": platform.machine(), "int8_isa": [f for f in wanted if f in flags]}
-
-
-def uint8_weights() -> bool:
-    """Whether to store int8 weights as uint8 (with zero points): on x86 CPUs without VNNI. There
-    onnxruntime multiplies uint8 activations by int8 weights with vpmaddubsw, which adds pairs of products
-    into int16 and saturates when both are large (255 × 127 × 2 > 32767): on the e5 router that cost the
-    smoothed graph 1.2 points of agreement (0.9862 vs 0.9977 with uint8 weights, whose kernel widens to
-    int16 first). With VNNI (one instruction, int32 sums) and on ARM int8 weights are exact and faster."""
-    import platform
-
-    cpu = cpu_description()
-    return platform.machine().lower() in ("x86_64", "amd64") and not (
-        {"avx512_vnni", "avx_vnni", "amx_int8"} & set(cpu["int8_isa"]))
 
 
 def quantize_onnx(source: Path, target: Path, exclude: tuple[str, ...] | list[str] = (),
