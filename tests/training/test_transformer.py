@@ -307,6 +307,41 @@ def test_when_int8_disagrees_the_plans_keep_the_most_sensitive_nodes_in_fp32(pre
     assert not (tmp_path / "onnx" / "probe.onnx").exists()
 
 
+def test_a_per_token_graph_that_agrees_but_runs_slower_than_fp32_is_not_shipped(prepared, encoder, tmp_path,
+                                                                                 monkeypatch):
+    """On a CPU where per-token ranges cost more than int8 saves, the per-token plans are refused even
+    though they agree, and the next plan (nodes kept fp32, all per tensor) ships; the report says why."""
+    from training.transformer import export
+    from training.transformer.fit import fit, read_prepared
+    from training.transformer.model import load_model
+
+    fit(prepared, encoder, tmp_path / "fit", fit_config(epochs=1), log=lambda m: None, progress=False)
+    model = load_model(tmp_path / "fit" / "best")
+    meta, sequences, _, _ = read_prepared(prepared)
+    real_parity, calls = export.parity, []
+
+    def parity(reference, candidate):  # the plain and the smoothed per-tensor plans (calls 2 and 3) disagree
+        result = real_parity(reference, candidate)
+        calls.append(1)
+        result["category"]["top1_agreement"] = 0.0 if len(calls) in (2, 3) else 1.0
+        return result
+
+    monkeypatch.setattr(export, "parity", parity)
+    monkeypatch.setattr(export, "batch1_ms", lambda path, seqs: 9.0 if path.name == "model_int8.onnx" else 5.0)
+    record = export.export_all(model, tmp_path / "onnx", meta["pad_id"], [s.tolist() for s in sequences[:30]],
+                               [s.tolist() for s in sequences[30:50]], log=lambda m: None)
+    tried = record["quantization_plans"]
+    assert [t["plan"] for t in tried] == [
+        "every MatMul and attention int8", "every MatMul and attention int8, FFN outputs smoothed",
+        "smoothed; FFN outputs int8 per token, the rest per tensor",
+        "smoothed; every MatMul int8 per token, attention per tensor",
+        "smoothed; the 2 most sensitive of 4 kept fp32"]
+    refused = [t for t in tried if "refused" in t]
+    assert [t["per_token_matmuls"] for t in refused] == [2, 6]
+    assert all(t["batch1_ms"] == 9.0 and t["fp32_batch1_ms"] == 5.0 for t in refused)
+    assert record["shipped"] == "int8" and "2 most sensitive" in record["why"]
+
+
 # --- bundles through the command line -------------------------------------------------------------
 
 @pytest.fixture(scope="module")
