@@ -102,9 +102,8 @@ def main() -> int:
     from tokenizers import Tokenizer
 
     from serving.encoding import TextEncoding, encode_sequences
-    from serving.transformer import open_session
+    from serving.transformer import cpu_description, open_session
     from training.data import read_table
-    from training.transformer.export import cpu_description
     from training.transformer.model import load_model
 
     meta = json.loads((args.work_dir / "prepared" / "meta.json").read_text(encoding="utf-8"))

@@ -10,6 +10,7 @@ the member that has them.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
@@ -25,8 +26,8 @@ TOKENIZER_FILE = "tokenizer.json"
 BATCH = 16
 
 
-def cpu_description() -> dict:
-    """This machine's processor and the instruction sets that decide how onnxruntime multiplies int8."""
+@functools.lru_cache(maxsize=1)
+def _cpu() -> tuple[str, str, tuple[str, ...]]:
     import platform
 
     model, flags = platform.processor() or platform.machine(), set()
@@ -41,7 +42,14 @@ def cpu_description() -> dict:
     except OSError:
         pass
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
-    return {"model": model, "machine": platform.machine(), "int8_isa": [f for f in wanted if f in flags]}
+    return model, platform.machine(), tuple(f for f in wanted if f in flags)
+
+
+def cpu_description() -> dict:
+    """This machine's processor and the instruction sets that decide how onnxruntime multiplies int8
+    (read once per process)."""
+    model, machine, isa = _cpu()
+    return {"model": model, "machine": machine, "int8_isa": list(isa)}
 
 
 def uint8_weights() -> bool:
@@ -50,11 +58,8 @@ def uint8_weights() -> bool:
     of products into int16 and saturates when both are large (255 × 127 × 2 > 32767): on the e5 router
     that cost the smoothed graph 1.2 points of agreement (0.9862 vs 0.9977 with uint8 weights, whose
     kernel widens to int16 first). With VNNI (int32 sums) and on ARM, int8 weights are exact and faster."""
-    import platform
-
-    cpu = cpu_description()
-    return platform.machine().lower() in ("x86_64", "amd64") and not (
-        {"avx512_vnni", "avx_vnni", "amx_int8"} & set(cpu["int8_isa"]))
+    _, machine, isa = _cpu()
+    return machine.lower() in ("x86_64", "amd64") and not {"avx512_vnni", "avx_vnni", "amx_int8"} & set(isa)
 
 
 def int8_mismatch(onnx_record: dict | None) -> str | None:

@@ -33,7 +33,7 @@ import torch
 
 from serving.encoding import run_in_batches
 from serving.linear import softmax
-from serving.transformer import cpu_description, open_session, uint8_weights  # noqa: F401 (re-exported)
+from serving.transformer import cpu_description, open_session, uint8_weights
 from training.transformer.model import MultiHeadClassifier
 
 MIN_AGREEMENT = 0.995
@@ -455,13 +455,14 @@ def export_all(model: MultiHeadClassifier, directory: Path, pad_id: int, check_s
         smoothed_model, smoothing = smooth_ffn_outputs(model, calibration_sequences or check_sequences, pad_id)
         _export_fp32(smoothed_model, directory, smoothed, pad_id)
         matmuls = [node.name for node in _nodes(smoothed) if node.op_type == "MatMul"]
-        ffn_outputs = [name for name in sensitive_nodes(smoothed) if name in matmuls]
+        candidates = sensitive_nodes(smoothed)  # the FFN outputs and attentions
+        ffn_outputs = [name for name in candidates if name in matmuls]
         for plan in [Plan(SMOOTHED_PLAN, smoothed=True), *per_token_plans(ffn_outputs, matmuls)]:
             if ok := attempt(plan):
                 break
     if not ok:
         probe = check_sequences[:SENSITIVITY_APPEALS]
-        sensitivity = node_sensitivity(smoothed, sensitive_nodes(smoothed), model.head_names,
+        sensitivity = node_sensitivity(smoothed, candidates, model.head_names,
                                        {h: v[:len(probe)] for h, v in reference.items()}, probe, pad_id,
                                        directory / "probe.onnx")
         for plan in quantization_plans(sorted(sensitivity, key=sensitivity.get, reverse=True)):
