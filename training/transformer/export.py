@@ -402,8 +402,9 @@ def served_parity(reference: dict[str, np.ndarray], path: Path, heads: list[str]
     """Parity of an int8 graph both ways it is served: in batches of 32 (``jiesu predict``, ``jiesu
     evaluate``, the batch endpoint) and one appeal at a time (the routing API). With one quantization range
     per tensor an appeal's logits depend on the appeals (and padding) batched with it, so the two differ —
-    on the 6-layer router a plan agreed on 99.54% in batches and 99.08% alone. Each head's agreement is
-    the lower of the two and its probability differences the larger; both agreements are kept."""
+    an int8 graph of the 6-layer router agreed on 99.54% in batches and 99.08% alone. Each head's
+    agreement is the lower of the two and its probability differences the larger; both agreements are
+    kept."""
     batched = parity(reference, onnx_logits(path, heads, sequences, pad_id))
     alone = parity(reference, onnx_logits(path, heads, sequences, pad_id, batch_size=1))
     return {head: {"top1_agreement": min(batched[head]["top1_agreement"], alone[head]["top1_agreement"]),
