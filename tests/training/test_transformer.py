@@ -302,7 +302,7 @@ def test_when_int8_disagrees_the_plans_keep_the_most_sensitive_nodes_in_fp32(pre
     assert [t["fp32_matmuls"] for t in record["quantization_plans"]] == [0, 0, 0, 0, 2, 4]
     assert [t["per_token_matmuls"] for t in record["quantization_plans"]] == [0, 0, 2, 6, 0, 0]
     # each plan is judged both ways it is served, by the worse
-    assert all(t["category_top1_agreement"] == min(t["agreement_batch32"], t["agreement_batch1"])
+    assert all(t["category_top1_agreement"] == min(t["agreement_batched"], t["agreement_alone"])
                for t in record["quantization_plans"])
     assert len(record["sensitivity"]) == 4 and all(v >= 0 for v in record["sensitivity"].values())
     assert [row["layer"] for row in record["smoothing"]] == [0, 1]
@@ -312,8 +312,9 @@ def test_when_int8_disagrees_the_plans_keep_the_most_sensitive_nodes_in_fp32(pre
 
 def test_int8_parity_is_the_worse_of_batched_and_one_appeal_at_a_time(monkeypatch):
     """Per-tensor int8 ranges make an appeal's result depend on its batch: the API serves one appeal at a
-    time, ``jiesu predict`` in batches of 32, and the parity bar must hold for both. Here the graph agrees
-    with PyTorch on all four appeals in batches but flips one of them alone."""
+    time, ``jiesu predict`` in batches of ``serving.transformer.BATCH``, and the parity bar must hold for
+    both. Here the graph agrees with PyTorch on all four appeals in batches but flips one of them alone."""
+    from serving.transformer import BATCH
     from training.transformer import export
 
     reference = {"category": np.array([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0], [0.0, 2.0]], dtype=np.float32)}
@@ -321,11 +322,12 @@ def test_int8_parity_is_the_worse_of_batched_and_one_appeal_at_a_time(monkeypatc
     alone[3] = [1.0, 0.5]  # 办理类别 flips when the appeal is quantized without its batch
 
     def onnx_logits(path, heads, sequences, pad_id, batch_size=32):
-        return {"category": reference["category"] if batch_size == 32 else alone}
+        assert batch_size in (BATCH, 1)  # the batches the service runs, and one appeal alone
+        return {"category": reference["category"] if batch_size == BATCH else alone}
 
     monkeypatch.setattr(export, "onnx_logits", onnx_logits)
     result = export.served_parity(reference, Path("model_int8.onnx"), ["category"], [[5]] * 4, 1)["category"]
-    assert result["top1_agreement_batch32"] == 1.0 and result["top1_agreement_batch1"] == 0.75
+    assert result["top1_agreement_batched"] == 1.0 and result["top1_agreement_alone"] == 0.75
     assert result["top1_agreement"] == 0.75
     assert result["max_prob_diff"] == pytest.approx(float(np.abs(export.softmax(reference["category"][3:], 1.0)
                                                               - export.softmax(alone[3:], 1.0)).max()))

@@ -192,11 +192,11 @@ def heads_markdown(head_metrics: dict, extra: dict) -> str:
     if onnx.get("quantization_plans"):
         lines += ["", "int8 plans tried in turn (the first whose category agreement, the worse of batched "
                   "and one at a time, is ≥ 99.5% ships):", "",
-                  "| plan | category top-1 agreement (in batches of 32 / one at a time) | max prob diff "
+                  "| plan | category top-1 agreement (in served batches / one at a time) | max prob diff "
                   "| batch-1 p50 ms (fp32) |", "|---|---|---|---|"]
         lines += [f"| {t['plan']} | {t['category_top1_agreement']:.4f}"
-                  + (f" ({t['agreement_batch32']:.4f} / {t['agreement_batch1']:.4f})"
-                     if "agreement_batch1" in t else "")
+                  + (f" ({t['agreement_batched']:.4f} in {t['served_batch']}s / {t['agreement_alone']:.4f})"
+                     if "agreement_alone" in t else "")
                   + f" | {t['max_prob_diff']:.4f} | "
                   + (f"{t['batch1_ms']:.1f} ({t['fp32_batch1_ms']:.1f}){' — ' + t['refused'] if 'refused' in t else ''}"
                      if "batch1_ms" in t else "—") + " |"
