@@ -90,7 +90,16 @@ def train(
         min=0.01, max=1.0, help="Transformer kinds: each layer below the top learns this factor slower (1 = off).")] = 1.0,
     label_smoothing: Annotated[float, typer.Option(
         min=0.0, max=0.5, help="Transformer kinds: label smoothing of the heads' losses.")] = 0.0,
+    distill: Annotated[float, typer.Option(
+        help="Transformer kinds: weight (0–1) of the linear model's soft targets in the category loss; 0 = off. "
+             "Training appeals get out-of-fold targets.")] = 0.0,
+    unlabelled: Annotated[Optional[list[Path]], typer.Option(
+        "--unlabelled", help="Transformer kinds, with --distill: appeals without labels (title, text) that the "
+                             "encoder learns from the linear model's probabilities; repeat for more files.")] = None,
     device: Annotated[str, typer.Option(help="Transformer kinds: auto, cpu or cuda.")] = "auto",
+    precision: Annotated[str, typer.Option(
+        help="Transformer kinds: auto (bfloat16 autocast on a GPU or a CPU with native bfloat16, else fp32), "
+             "bf16 or fp32.")] = "auto",
     patience: Annotated[int, typer.Option(min=1, help="Transformer kinds: epochs without a better validation "
                                                        "macro-F1 before stopping.")] = 2,
     max_steps: Annotated[Optional[int], typer.Option(min=1, help="Transformer kinds: stop after N steps in all.")] = None,
@@ -112,11 +121,14 @@ def train(
         raise CliError(f"--kind {kind} needs --base-model DIR (`jiesu encoder import-e5 --out DIR` builds one)")
     if kind != "linear" and device not in ("auto", "cpu") and not device.startswith("cuda"):
         raise CliError(f"--device must be auto, cpu or cuda, got {device!r}")
+    if precision not in ("auto", "bf16", "fp32"):
+        raise CliError(f"--precision must be auto, bf16 or fp32, got {precision!r}")
     taxonomy = _taxonomy(profile, data_dir)
     config = TrainConfig(data=list(data), out=out, kind=kind, seed=seed, validation=validation, test=test, C=C,
                          base_model=base_model, work_dir=work_dir, epochs=epochs, batch_size=batch_size, lr=lr,
                          max_length=max_length, head_fraction=head_fraction, layers=layers, device=device,
-                         layer_decay=layer_decay, label_smoothing=label_smoothing,
+                         precision=precision, layer_decay=layer_decay, label_smoothing=label_smoothing,
+                         distill=distill, unlabelled=list(unlabelled or []),
                          patience=patience, max_steps=max_steps, prepare_only=prepare_only)
     try:
         result = run_training(config, taxonomy, log=lambda m: typer.echo(m, err=True))

@@ -25,7 +25,7 @@ import numpy as np
 from serving.bundle import Manifest, write_manifest
 from serving.linear import LinearCategoryModel, softmax, write_weights
 from taxonomy import Taxonomy
-from training.data import SplitConfig, assign_splits, fingerprint, load_frame
+from training.data import SplitConfig, assign_splits, fingerprint, load_frame, read_unlabelled
 from training.evaluate import compute_metrics, evaluate_bundle, write_report
 from training.linear import LinearConfig, fit_linear
 
@@ -54,7 +54,10 @@ class TrainConfig:
     layers: int | None = None
     layer_decay: float = 1.0
     label_smoothing: float = 0.0
+    distill: float = 0.0
+    unlabelled: list[Path] = field(default_factory=list)
     device: str = "auto"
+    precision: str = "auto"
     patience: int = 2
     max_steps: int | None = None
     progress: bool = True
@@ -77,6 +80,13 @@ def train(config: TrainConfig, taxonomy: Taxonomy, log=print) -> TrainResult:
     if config.kind != "linear" and not config.base_model:
         raise ValueError(f"--kind {config.kind} needs --base-model DIR (a BERT-family checkpoint; "
                          "`jiesu encoder import-e5 --out DIR` builds one without a model hub)")
+    if config.unlabelled and config.distill <= 0:
+        raise ValueError("--unlabelled needs --distill W (0 < W < 1): unlabelled appeals are learnt only from "
+                         "the linear teacher's soft targets")
+    if not 0 <= config.distill < 1:
+        raise ValueError(f"--distill must be in [0, 1), got {config.distill}")
+    if config.distill > 0 and config.kind == "linear":
+        raise ValueError("--distill applies to the transformer kinds")
     if config.kind != "linear":
         _check_base_model(str(config.base_model))
         if config.device.startswith("cuda") and not config.prepare_only:
@@ -85,6 +95,8 @@ def train(config: TrainConfig, taxonomy: Taxonomy, log=print) -> TrainResult:
             if not torch.cuda.is_available():
                 raise ValueError(f"--device {config.device}: no CUDA device is available here "
                                  "(use --device cpu, or --prepare-only and fine-tune on a GPU machine)")
+    for path in config.unlabelled:  # a bad file stops the run before any work, not after the split
+        read_unlabelled(path)
     frame = load_frame(config.data, taxonomy, config.level)
     frame["split"] = assign_splits(frame, SplitConfig(config.validation, config.test, config.seed))
     parts = {name: frame[frame["split"] == name] for name in ("train", "validation", "test")}
@@ -126,7 +138,9 @@ def train(config: TrainConfig, taxonomy: Taxonomy, log=print) -> TrainResult:
         }
         manifest_data["metrics"]["train_seconds"] = round(seconds, 2)
         manifest_data["train_config"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()
-                                         if k not in ("data", "out", "progress")}
+                                         if k not in ("data", "out", "progress", "unlabelled")}
+        if config.unlabelled:
+            manifest_data["train_config"]["unlabelled"] = [str(p) for p in config.unlabelled]
         write_manifest(staging, manifest_data)
         _replace(staging, out)
     except BaseException:
@@ -198,10 +212,11 @@ def _transformer_options(config: TrainConfig):
     work = Path(config.work_dir) if config.work_dir else Path(config.out).with_name(Path(config.out).name + ".work")
     fit_config = FitConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, layers=config.layers,
                            layer_decay=config.layer_decay, label_smoothing=config.label_smoothing,
-                           seed=config.seed, device=config.device, patience=config.patience,
-                           max_steps=config.max_steps)
+                           distill=config.distill, seed=config.seed, device=config.device, precision=config.precision,
+                           patience=config.patience, max_steps=config.max_steps)
     return TransformerOptions(base_model=str(config.base_model), work_dir=work, fit=fit_config,
-                              max_length=config.max_length, head_fraction=config.head_fraction)
+                              max_length=config.max_length, head_fraction=config.head_fraction,
+                              unlabelled=tuple(Path(p) for p in config.unlabelled))
 
 
 def _categories(frame) -> list[str]:

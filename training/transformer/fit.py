@@ -13,7 +13,10 @@ Batches: each epoch shuffles with ``seed + epoch``, sorts chunks of 50 batches b
 padding) and shuffles the batches, so the order is the same on every run and on resume. Loss: the sum
 of each head's class-weighted cross-entropy (weights ``(N / (K · n_c)) ** 0.5``, so rare categories are
 not drowned); urgency and appeal type count half. Early stopping: ``patience`` epochs without a better
-validation macro-F1. On a GPU the forward pass runs in bfloat16 autocast.
+validation macro-F1. Precision (``--precision``): the forward pass runs in bfloat16 autocast on a GPU
+and on CPUs with native bfloat16 arithmetic (``avx512_bf16`` or ``amx_bf16``), fp32 elsewhere; weights,
+optimizer state and the loss stay fp32. On a 2-core AMD EPYC with avx512_bf16 a 6-layer step took 4.7 s
+in bfloat16 against 8.5 s in fp32 (8 batches of 32).
 
 Needs only torch, transformers, numpy, safetensors and tqdm: ``python -m training.transformer.fit``
 runs it on a machine without the rest of jiesu's dependencies.
@@ -37,7 +40,7 @@ import torch
 
 from training.transformer.model import MultiHeadClassifier, load_base, save_model
 
-SPLITS = {"train": 0, "validation": 1, "test": 2}
+SPLITS = {"train": 0, "validation": 1, "test": 2, "unlabelled": 3}
 HEAD_WEIGHT = {"category": 1.0}
 OTHER_HEAD_WEIGHT = 0.5
 SORT_CHUNK = 50
@@ -56,8 +59,10 @@ class FitConfig:
     layers: int | None = None
     layer_decay: float = 1.0  # < 1: each layer below the top learns this much slower (LLRD)
     label_smoothing: float = 0.0
+    distill: float = 0.0  # > 0: weight of the teacher's soft targets in the category loss (see ``category_loss``)
     seed: int = 13
     device: str = "auto"
+    precision: str = "auto"  # auto | bf16 | fp32 (see the module docstring)
     save_every: int = 200
     save_minutes: float = 10.0  # also checkpoint when this long has passed (a CPU step can take 20 s)
     max_steps: int | None = None  # stop after this many steps in total (tests, smoke runs)
@@ -65,9 +70,9 @@ class FitConfig:
     def key(self) -> dict:
         """The settings a resumed run must share with the run it resumes."""
         data = asdict(self)
-        for name in ("device", "save_every", "save_minutes", "max_steps", "patience", "epochs"):
+        for name in ("device", "precision", "save_every", "save_minutes", "max_steps", "patience", "epochs"):
             data.pop(name)
-        for name, off in (("layer_decay", 1.0), ("label_smoothing", 0.0)):  # added later: at "off", absent
+        for name, off in (("layer_decay", 1.0), ("label_smoothing", 0.0), ("distill", 0.0)):  # later: "off" is absent
             if data[name] == off:
                 data.pop(name)
         return data
@@ -86,12 +91,64 @@ def read_prepared(directory: Path) -> tuple[dict, list[np.ndarray], np.ndarray, 
     return meta, sequences, split, labels
 
 
+def read_soft_targets(directory: Path) -> np.ndarray | None:
+    """The teacher's category probabilities written by ``prepare`` for distillation (zero rows: none)."""
+    with np.load(directory / "sequences.npz") as arrays:
+        return arrays["soft_category"] if "soft_category" in arrays.files else None
+
+
+def category_loss(logits: torch.Tensor, y: torch.Tensor, soft: torch.Tensor | None, hard_loss, distill: float):
+    """The category head's loss over a batch that may mix labelled and unlabelled appeals.
+
+    Without distillation: the class-weighted cross-entropy of the labelled appeals. With it, each appeal
+    adds ``(1 - distill)`` × its cross-entropy (when labelled) and ``distill`` × KL(teacher ‖ model) (when
+    it has a soft target), each term averaged over its own appeals and weighted by their share of the
+    batch, so an unlabelled appeal counts as much as the soft half of a labelled one.
+    """
+    labelled = y >= 0
+    if soft is None or distill <= 0:
+        return hard_loss(logits, y) if labelled.any() else None
+    has_soft = soft.sum(dim=1) > 0
+    n = float(len(y))
+    total = logits.new_zeros(())
+    if labelled.any():
+        total = total + (1 - distill) * hard_loss(logits[labelled], y[labelled]) * (labelled.sum() / n)
+    if has_soft.any():
+        log_p = torch.log_softmax(logits[has_soft], dim=-1)
+        teacher = soft[has_soft]
+        kl = (teacher * (torch.log(teacher.clamp_min(1e-8)) - log_p)).sum(dim=-1).mean()
+        total = total + distill * kl * (has_soft.sum() / n)
+    return total
+
+
 def choose_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise FitError(f"--device {name}: no CUDA device is available here")
     return torch.device(name)
+
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (on others oneDNN emulates it, slower than fp32)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def choose_precision(name: str, device: torch.device) -> str:
+    """``bf16`` or ``fp32``: what the forward passes of this run use."""
+    if name not in PRECISIONS:
+        raise FitError(f"--precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
+    if name != "auto":
+        return name
+    return "bf16" if device.type == "cuda" or cpu_has_native_bf16() else "fp32"
 
 
 def seed_everything(seed: int) -> None:
@@ -173,7 +230,7 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 @torch.no_grad()
 def predict_logits(model: MultiHeadClassifier, sequences: list[np.ndarray], rows: np.ndarray, pad_id: int,
-                   device: torch.device, batch_size: int = 64) -> dict[str, np.ndarray]:
+                   device: torch.device, batch_size: int = 64, precision: str = "fp32") -> dict[str, np.ndarray]:
     model.eval()
     lengths = np.array([len(sequences[r]) for r in rows])
     order = np.argsort(lengths, kind="stable")
@@ -181,17 +238,15 @@ def predict_logits(model: MultiHeadClassifier, sequences: list[np.ndarray], rows
     for start in range(0, len(rows), batch_size):
         positions = order[start:start + batch_size]
         ids, mask = collate(sequences, rows[positions], pad_id)
-        with _autocast(device):
+        with _autocast(device, precision):
             logits = model(ids.to(device), mask.to(device))
         for name, values in zip(model.head_names, logits):
             out[name][positions] = values.float().cpu().numpy()
     return out
 
 
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
+def _autocast(device: torch.device, precision: str):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -215,6 +270,11 @@ def fit(prepared: Path, base_model: str | Path, out: Path, config: FitConfig, lo
     prepared, out = Path(prepared), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     meta, sequences, split, labels = read_prepared(prepared)
+    soft = read_soft_targets(prepared) if config.distill > 0 else None
+    if config.distill > 0 and soft is None:
+        raise FitError(f"--distill {config.distill}: {prepared} holds no soft targets (prepare it with --distill)")
+    if not 0 <= config.distill < 1:
+        raise FitError(f"--distill must be in [0, 1), got {config.distill}")
     heads = {name: len(names) for name, names in meta["heads"].items()}
     key = {"config": config.key(), "prepared": meta["fingerprint"], "base_model": str(base_model)}
     record_path, checkpoint_path = out / "fit.json", out / "checkpoint.pt"
@@ -228,8 +288,11 @@ def fit(prepared: Path, base_model: str | Path, out: Path, config: FitConfig, lo
         return record
 
     device = choose_device(config.device)
+    precision = choose_precision(config.precision, device)
     seed_everything(config.seed)
     train_rows = np.flatnonzero(split == SPLITS["train"])
+    if soft is not None:  # unlabelled appeals learn from their soft targets
+        train_rows = np.flatnonzero((split == SPLITS["train"]) | (split == SPLITS["unlabelled"]))
     val_rows = np.flatnonzero(split == SPLITS["validation"])
     if len(train_rows) == 0:
         raise FitError("the training split is empty")
@@ -258,7 +321,8 @@ def fit(prepared: Path, base_model: str | Path, out: Path, config: FitConfig, lo
             torch.cuda.set_rng_state(saved["rng"]["cuda"])
         log(f"fit: resuming at epoch {state['epoch'] + 1}, batch {state['batch']} (step {state['global_step']})")
 
-    record = {"key": key, "config": asdict(config), "device": str(device), "train": int(len(train_rows)),
+    record = {"key": key, "config": asdict(config), "device": str(device), "precision": precision,
+              "train": int(len(train_rows)),
               "validation": int(len(val_rows)), "heads": meta["heads"], "done": False, **state}
     _write_json(record_path, record)
 
@@ -288,12 +352,9 @@ def fit(prepared: Path, base_model: str | Path, out: Path, config: FitConfig, lo
                 rows = batches[index]
                 ids, mask = collate(sequences, rows, meta["pad_id"], 8 if device.type == "cuda" else 1)
                 ids, mask = ids.to(device, non_blocking=True), mask.to(device, non_blocking=True)
-                with _autocast(device):
+                with _autocast(device, precision):
                     logits = model(ids, mask)
-                loss = sum(HEAD_WEIGHT.get(name, OTHER_HEAD_WEIGHT)
-                           * losses[name](values.float(), torch.from_numpy(labels[name][rows]).to(device))
-                           for name, values in zip(model.head_names, logits)
-                           if (labels[name][rows] >= 0).any())  # a head with no label in the batch adds nothing
+                loss = batch_loss(model.head_names, logits, labels, rows, losses, soft, config.distill, device)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -310,11 +371,11 @@ def fit(prepared: Path, base_model: str | Path, out: Path, config: FitConfig, lo
                         config.save_minutes and time.monotonic() - last_save[0] >= 60 * config.save_minutes):
                     checkpoint()
             if config.max_steps is not None and state["global_step"] >= config.max_steps and state["batch"] < len(batches):
-                score = _validate(model, sequences, val_rows, labels, meta, device)
+                score = _validate(model, sequences, val_rows, labels, meta, device, precision)
                 _improve(state, score, epoch, model, out)
                 checkpoint()
                 break
-            score = _validate(model, sequences, val_rows, labels, meta, device)
+            score = _validate(model, sequences, val_rows, labels, meta, device, precision)
             improved = _improve(state, score, epoch, model, out)
             state["history"].append({"epoch": epoch + 1, "step": state["global_step"], "validation_macro_f1": score,
                                      "train_loss": state["loss_sum"] / max(1, state["loss_steps"]),
@@ -344,6 +405,23 @@ def fit(prepared: Path, base_model: str | Path, out: Path, config: FitConfig, lo
     return record
 
 
+def batch_loss(head_names, logits, labels, rows, losses, soft, distill: float, device) -> torch.Tensor:
+    """Each head's loss, weighted (category 1, the others ``OTHER_HEAD_WEIGHT``); a head with no label in
+    the batch adds nothing."""
+    total = None
+    for name, values in zip(head_names, logits):
+        y = torch.from_numpy(labels[name][rows]).to(device)
+        if name == "category":
+            part = category_loss(values.float(), y, None if soft is None else torch.from_numpy(soft[rows]).to(device),
+                                 losses[name], distill)
+        else:
+            part = losses[name](values.float(), y) if (y >= 0).any() else None
+        if part is not None:
+            part = HEAD_WEIGHT.get(name, OTHER_HEAD_WEIGHT) * part
+            total = part if total is None else total + part
+    return total
+
+
 def _extends(record: dict, config: FitConfig) -> bool:
     """A run stopped by --max-steps (its checkpoint kept) goes on when asked for more steps, or no limit."""
     if record.get("reason") == "max_steps":
@@ -351,7 +429,7 @@ def _extends(record: dict, config: FitConfig) -> bool:
     return False
 
 
-def _validate(model, sequences, val_rows, labels, meta, device) -> float:
+def _validate(model, sequences, val_rows, labels, meta, device, precision) -> float:
     rows = val_rows if len(val_rows) else np.flatnonzero(labels["category"] >= 0)[:256]
     logits = predict_logits(model, sequences, rows, meta["pad_id"], device)["category"]
     model.train()
