@@ -113,6 +113,23 @@ def read_appeals(path: str | Path, taxonomy: Taxonomy, level: int = 1) -> pd.Dat
     return out
 
 
+def read_unlabelled(path: str | Path) -> pd.DataFrame:
+    """Read appeals without labels (``title``, ``text``; any other column is ignored), normalised as the
+    labelled ones are. An appeal with neither title nor text is an error, as in labelled files."""
+    frame = read_table(path)
+    missing = [c for c in ("title", "text") if c not in frame.columns]
+    if missing:
+        raise DataError(path, f"missing column (found: {', '.join(frame.columns) or 'none'})", column=missing[0])
+    out = pd.DataFrame({"title": [normalize(v) for v in _strings(frame["title"])],
+                        "text": [normalize(v) for v in _strings(frame["text"])]})
+    empty = [i for i, (t, x) in enumerate(zip(out["title"], out["text"])) if not t and not x]
+    if empty:
+        raise DataError(path, f"empty appeal: title and text are both empty ({len(empty)} rows)", row=empty[0] + 1,
+                        column="text")
+    out["source_file"] = str(path)
+    return out
+
+
 def _strings(series: pd.Series) -> list[str]:
     return ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip() for v in series]
 

@@ -45,10 +45,15 @@ class FittedLinear:
     validation_rows: list[int] | None = None  # which validation rows those are (labels known to training)
 
 
-def _counts(config: LinearConfig, titles, texts) -> list[sp.csr_matrix]:
+def count_blocks(config: LinearConfig, titles, texts) -> list[sp.csr_matrix]:
+    """Hashed term counts per feature block (segmenting with jieba once; rows can be sliced afterwards)."""
     needs_words = any(spec.analyzer == "word" for spec in config.features)
     batch = views(titles, texts, config.preprocessing, needs_words)
     return [make_hasher(spec).transform(block_texts(spec, batch)) for spec in config.features]
+
+
+def take_rows(blocks: list[sp.csr_matrix], rows) -> list[sp.csr_matrix]:
+    return [block[rows] for block in blocks]
 
 
 def _vocabulary(config: LinearConfig, counts: list[sp.csr_matrix]) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -78,8 +83,8 @@ def fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
     return float(np.exp(result.x))
 
 
-def _fit_svm(config: LinearConfig, titles, texts, y, n_labels: int, seed: int):
-    counts = _counts(config, titles, texts)
+def fit_blocks(config: LinearConfig, counts: list[sp.csr_matrix], y, n_labels: int, seed: int):
+    """The SVM on counted blocks: (columns, idfs, coef, intercept)."""
     columns, idfs = _vocabulary(config, counts)
     classifier = LinearSVC(C=config.C, class_weight=config.class_weight, max_iter=config.max_iter, random_state=seed)
     classifier.fit(_matrix(config, counts, columns, idfs), y)
@@ -87,6 +92,15 @@ def _fit_svm(config: LinearConfig, titles, texts, y, n_labels: int, seed: int):
     if n_labels == 2:  # a binary SVM has one row; give each class its own score column
         coef, intercept = np.vstack([-coef[0], coef[0]]), np.array([-intercept[0], intercept[0]])
     return columns, idfs, coef, intercept
+
+
+def score_blocks(config: LinearConfig, counts: list[sp.csr_matrix], columns, idfs, coef, intercept) -> np.ndarray:
+    """SVM margins (rows × classes) of counted blocks under a fitted vocabulary and weights."""
+    return np.asarray(_matrix(config, counts, columns, idfs) @ coef.T) + intercept
+
+
+def _fit_svm(config: LinearConfig, titles, texts, y, n_labels: int, seed: int):
+    return fit_blocks(config, count_blocks(config, titles, texts), y, n_labels, seed)
 
 
 def fit_linear(train_titles, train_texts, train_labels, val_titles, val_texts, val_labels,
@@ -103,8 +117,8 @@ def fit_linear(train_titles, train_texts, train_labels, val_titles, val_texts, v
     known = [i for i, y in enumerate(val_labels) if y in index]
     temperature, validation_scores = 1.0, None
     if known:
-        val_counts = _counts(config, [val_titles[i] for i in known], [val_texts[i] for i in known])
-        validation_scores = np.asarray(_matrix(config, val_counts, columns, idfs) @ coef.T) + intercept
+        val_counts = count_blocks(config, [val_titles[i] for i in known], [val_texts[i] for i in known])
+        validation_scores = score_blocks(config, val_counts, columns, idfs, coef, intercept)
         temperature = fit_temperature(validation_scores, np.array([index[val_labels[i]] for i in known]))
         if refit:
             titles = list(train_titles) + [val_titles[i] for i in known]

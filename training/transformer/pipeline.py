@@ -36,6 +36,8 @@ class TransformerOptions:
     max_length: int = 256
     title_tokens: int = 48
     head_fraction: float = 0.75
+    unlabelled: tuple[Path, ...] = ()  # appeals without labels, learnt from the teacher's soft targets
+    teacher_folds: int = 5
 
 
 @dataclass
@@ -56,10 +58,34 @@ def prepare_work(frame: pd.DataFrame, categories: list[str], taxonomy: Taxonomy,
     tokenizer = load_tokenizer(options.base_model)
     encoding = TextEncoding(max_length=options.max_length, title_tokens=options.title_tokens,
                             head_fraction=options.head_fraction, **special_ids(tokenizer))
-    meta = prepare(frame, taxonomy, categories, tokenizer, encoding, work / "prepared")
+    soft, extra = None, None
+    if options.fit.distill > 0:
+        frame, soft, extra = _with_soft_targets(frame, categories, options, log)
+    meta = prepare(frame, taxonomy, categories, tokenizer, encoding, work / "prepared", extra, soft)
     log(f"transformer: {meta['rows']} appeals tokenized, median {meta['tokens']['p50']:.0f} tokens, "
         f"{meta['tokens']['at_max_length']:.1%} cut to {encoding.max_length}")
     return tokenizer, encoding, meta
+
+
+def _with_soft_targets(frame: pd.DataFrame, categories: list[str], options: TransformerOptions, log):
+    """The labelled frame plus the kept unlabelled appeals, and the linear teacher's soft targets for both."""
+    from training.data import read_unlabelled
+    from training.transformer.teacher import linear_soft_targets
+
+    unlabelled = pd.concat([read_unlabelled(p) for p in options.unlabelled], ignore_index=True) \
+        if options.unlabelled else None
+    targets = linear_soft_targets(frame, categories, unlabelled, folds=options.teacher_folds, seed=options.fit.seed,
+                                  log=log)
+    extra = pd.DataFrame({"title": targets.unlabelled["title"], "text": targets.unlabelled["text"],
+                          "category": "", "category_path": "", "urgency": -1, "appeal_type": "",
+                          "split": "unlabelled"})
+    combined = pd.concat([frame, extra], ignore_index=True)
+    soft = np.zeros((len(combined), len(categories)), dtype=np.float32)
+    soft[np.flatnonzero(frame["split"].to_numpy() == "train")] = targets.train
+    soft[len(frame):] = targets.unlabelled_probabilities
+    record = {**targets.record, "weight": options.fit.distill,
+              "unlabelled_files": [str(p) for p in options.unlabelled]}
+    return combined, soft, {"distillation": record}
 
 
 def fit_command(options: TransformerOptions) -> str:
@@ -119,6 +145,8 @@ def build_transformer(staging: Path, frame: pd.DataFrame, categories: list[str],
         "fine_tune": {k: record[k] for k in ("config", "device", "best_epoch", "best_score", "history",
                                               "stopped_early", "seconds", "global_step")},
     }
+    if "distillation" in meta:
+        manifest_data["distillation"] = meta["distillation"]
     # Temperatures from the shipped graph's validation logits, so calibration matches what is served.
     served = TransformerModel(Manifest(staging, manifest_data), threads=None)
     val_logits = served.logits([sequences[r].tolist() for r in val_rows]) if len(val_rows) else None
@@ -149,7 +177,7 @@ def build_transformer(staging: Path, frame: pd.DataFrame, categories: list[str],
                 head_metrics[name] = compute_metrics(names, [names[i] for i in labels[name][test_rows][known]],
                                                      probabilities[name][known])
     extra = {"label_sources": meta["label_sources"], "tokens": meta["tokens"], "onnx": exported,
-             "fine_tune": manifest_data["fine_tune"]}
+             "fine_tune": manifest_data["fine_tune"], "distillation": meta.get("distillation")}
     return BuiltTransformer(manifest_data, metrics, head_metrics, val_probabilities, extra)
 
 
@@ -213,4 +241,12 @@ def heads_markdown(head_metrics: dict, extra: dict) -> str:
               f"- settings: {json.dumps(ft['config'], ensure_ascii=False)}",
               f"- tokens per appeal: median {extra['tokens']['p50']:.0f}, "
               f"{extra['tokens']['at_max_length']:.1%} at the maximum length"]
+    distill = extra.get("distillation")
+    if distill:
+        kept = distill["unlabelled"]
+        lines += [f"- distilled from the linear model (weight {distill['weight']}): its out-of-fold probabilities "
+                  f"on the training appeals ({distill['folds']} folds; out-of-fold macro-F1 "
+                  f"{distill['out_of_fold_train']['macro_f1']:.4f}) and its probabilities on {kept['kept']} "
+                  f"unlabelled appeals ({kept['given']} given, {kept['dropped_repeating_labelled']} dropped as "
+                  f"repeats of labelled ones, {kept['dropped_repeating_each_other']} as repeats of each other)"]
     return "\n".join(lines) + "\n"

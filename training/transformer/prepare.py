@@ -6,6 +6,10 @@ deeper levels of the tree (an appeal labelled only to the first level is left ou
 and appeal type come from the rule layer (``serving.rules``, evaluated with the true category), except
 where a row carries its own label — reviewer corrections (``jiesu corrections export``) do — which wins.
 ``meta.json`` counts both sources per head; the training report repeats the counts.
+
+Distillation (``--distill``, ``training.transformer.teacher``) adds a ``soft_category`` array (the
+linear teacher's probabilities; zero rows where there is none) and may add unlabelled appeals, split
+``unlabelled``: they carry no label for any head and are trained on through their soft target only.
 """
 
 from __future__ import annotations
@@ -49,7 +53,11 @@ def head_labels(frame: pd.DataFrame, taxonomy: Taxonomy, categories: list[str]) 
     y_urg = np.empty(len(frame), dtype=np.int64)
     y_type = np.empty(len(frame), dtype=np.int64)
     sources = {"urgency": {"data": 0, "rules": 0}, "appeal_type": {"data": 0, "rules": 0}}
+    unlabelled = frame["split"].eq("unlabelled").to_numpy() if "split" in frame.columns else np.zeros(len(frame), bool)
     for i, row in enumerate(frame.itertuples(index=False)):
+        if unlabelled[i]:
+            y_urg[i] = y_type[i] = -1
+            continue
         urgency, kind = classify_rules(urgency_rules, type_rules, row.title, row.text, row.category, normalized=True)
         if row.urgency in (1, 2, 3, 4):
             y_urg[i] = int(row.urgency) - 1
@@ -89,8 +97,9 @@ def deeper_category_heads(frame: pd.DataFrame, categories: list[str]) -> tuple[d
 
 
 def prepare(frame: pd.DataFrame, taxonomy: Taxonomy, categories: list[str], tokenizer, encoding: TextEncoding,
-            out: Path, extra_meta: dict | None = None) -> dict:
-    """Write ``sequences.npz`` and ``meta.json`` into ``out``; ``frame`` has a ``split`` column."""
+            out: Path, extra_meta: dict | None = None, soft: np.ndarray | None = None) -> dict:
+    """Write ``sequences.npz`` and ``meta.json`` into ``out``; ``frame`` has a ``split`` column; ``soft``
+    (rows × categories, optional) holds the soft category targets of distillation."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sequences = encode_sequences(tokenizer, list(frame["title"]), list(frame["text"]), encoding)
@@ -98,8 +107,13 @@ def prepare(frame: pd.DataFrame, taxonomy: Taxonomy, categories: list[str], toke
     offsets = np.concatenate([[0], np.cumsum([len(s) for s in sequences])]).astype(np.int64)
     ids = np.fromiter((t for s in sequences for t in s), dtype=np.int32, count=int(offsets[-1]))
     split = np.array([SPLITS[s] for s in frame["split"]], dtype=np.int8)
+    arrays = {f"y_{head}": values for head, values in labels.items()}
+    if soft is not None:
+        if soft.shape != (len(frame), len(categories)):
+            raise ValueError(f"soft targets have shape {soft.shape}, expected {(len(frame), len(categories))}")
+        arrays["soft_category"] = soft.astype(np.float32)
     digest = hashlib.sha256()
-    for array in (ids, offsets, split, *labels.values()):
+    for array in (ids, offsets, split, *arrays.values()):
         digest.update(np.ascontiguousarray(array).tobytes())
     digest.update(json.dumps(names, ensure_ascii=False).encode())
     lengths = np.diff(offsets)
@@ -115,7 +129,6 @@ def prepare(frame: pd.DataFrame, taxonomy: Taxonomy, categories: list[str], toke
                    "at_max_length": float((lengths >= encoding.max_length).mean()) if len(lengths) else 0.0},
         **(extra_meta or {}),
     }
-    np.savez_compressed(out / "sequences.npz", ids=ids, offsets=offsets, split=split,
-             **{f"y_{head}": values for head, values in labels.items()})
+    np.savez_compressed(out / "sequences.npz", ids=ids, offsets=offsets, split=split, **arrays)
     (out / "meta.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return meta
