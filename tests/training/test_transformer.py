@@ -212,14 +212,15 @@ def test_export_fp32_matches_pytorch_and_int8_is_checked(prepared, encoder, tmp_
 
 
 def test_smoothing_keeps_the_function_and_tames_an_outlier_channel_for_int8(prepared, encoder, tmp_path):
-    """SmoothQuant on the FFN outputs: the same logits, and a planted outlier channel (the pattern that
-    made dynamic int8 disagree with PyTorch on the e5 router) no longer spoils the int8 graph."""
+    """SmoothQuant on every MatMul input of the fused graph: the same logits, the attention still fused,
+    and a planted outlier channel (the pattern that made dynamic int8 disagree with PyTorch on the e5
+    router) no longer spoils the int8 graph."""
     import onnx
 
-    from training.transformer.export import (_export_fp32, int8_error, onnx_logits, quantize_onnx,
-                                             smooth_ffn_outputs, torch_logits)
+    from training.transformer.export import _export_fp32, onnx_logits, quantize_onnx, torch_logits
     from training.transformer.fit import fit, read_prepared
     from training.transformer.model import load_model
+    from training.transformer.smoothing import SITES, apply_smoothing, int8_error, smoothing_scales
 
     fit(prepared, encoder, tmp_path / "fit", fit_config(epochs=1), log=lambda m: None, progress=False)
     model = load_model(tmp_path / "fit" / "best")
@@ -229,25 +230,34 @@ def test_smoothing_keeps_the_function_and_tames_an_outlier_channel_for_int8(prep
         layer.intermediate.dense.bias[5] = 60.0
         layer.output.dense.weight[:, 5] /= 60
     meta, sequences, _, _ = read_prepared(prepared)
+    pad = meta["pad_id"]
     calibration, check = [s.tolist() for s in sequences[:24]], [s.tolist() for s in sequences[24:64]]
-    smoothed, report = smooth_ffn_outputs(model, calibration, meta["pad_id"])
-
-    before, after = torch_logits(model, check, meta["pad_id"]), torch_logits(smoothed, check, meta["pad_id"])
-    for head in model.head_names:
-        np.testing.assert_allclose(after[head], before[head], atol=1e-4)
-    assert not hasattr(layer.intermediate.intermediate_act_fn, "scale")  # the trained model is left as it was
-    outlier = report[1]
-    assert outlier["alpha"] is not None and outlier["int8_error"] < outlier["int8_error_unsmoothed"] / 4
-    assert all(row["int8_error"] <= row["int8_error_unsmoothed"] for row in report)
+    scales = smoothing_scales(model, calibration, pad)
+    assert {(s.layer, s.site) for s in scales} == {(i, site) for i in (0, 1) for site in SITES}
+    outlier = next(s for s in scales if (s.layer, s.site) == (1, "ffn_output"))
+    assert outlier.alpha is not None and outlier.int8_error < outlier.int8_error_unsmoothed / 4
+    assert all(s.int8_error <= s.int8_error_unsmoothed for s in scales)
     assert int8_error([torch.ones(3, 4)], torch.eye(4)) < 1e-6  # the simulation itself: exact values stay exact
 
-    def int8_gap(m, name):  # mean |int8 − fp32| of the category logits through ONNX
-        _export_fp32(m, tmp_path, tmp_path / f"{name}.onnx", meta["pad_id"])
-        quantize_onnx(tmp_path / f"{name}.onnx", tmp_path / f"{name}_int8.onnx")
-        got = onnx_logits(tmp_path / f"{name}_int8.onnx", model.head_names, check, meta["pad_id"])
+    plain, smoothed = tmp_path / "plain.onnx", tmp_path / "smoothed.onnx"
+    _export_fp32(model, tmp_path, plain, pad)
+    records = apply_smoothing(plain, smoothed, scales)
+    applied = [r for r in records if r["applied"]]
+    assert len(applied) == sum(s.scale is not None for s in scales) and applied
+    graph = onnx.load(str(smoothed)).graph
+    assert sum(n.op_type == "Mul" and n.name.startswith("smooth/") for n in graph.node) == len(applied)
+    assert sum(n.op_type == "Attention" for n in graph.node) == 2  # smoothing after fusion keeps it fused
+    before = torch_logits(model, check, pad)
+    after = onnx_logits(smoothed, model.head_names, check, pad)
+    for head in model.head_names:
+        np.testing.assert_allclose(after[head], before[head], atol=1e-4)
+
+    def int8_gap(graph_path, name):  # mean |int8 − fp32| of the category logits through ONNX
+        quantize_onnx(graph_path, tmp_path / f"{name}_int8.onnx")
+        got = onnx_logits(tmp_path / f"{name}_int8.onnx", model.head_names, check, pad)
         return float(np.abs(got["category"] - before["category"]).mean())
 
-    assert int8_gap(smoothed, "smoothed") < int8_gap(model, "plain") / 1.5  # 0.0015 vs 0.0035 when written
+    assert int8_gap(smoothed, "smoothed") < int8_gap(plain, "plain") / 1.5
     # the fused attention is quantized too (its QKV projection is a quarter of a layer's multiply-adds)
     ops = {node.op_type for node in onnx.load(str(tmp_path / "smoothed_int8.onnx")).graph.node}
     assert "QAttention" in ops and "Attention" not in ops
@@ -311,19 +321,23 @@ def test_when_int8_disagrees_the_plans_keep_the_most_sensitive_nodes_in_fp32(pre
     record = export.export_all(model, tmp_path / "onnx", meta["pad_id"], [s.tolist() for s in sequences[:30]],
                                [s.tolist() for s in sequences[30:50]], log=lambda m: None)
     plans = [t["plan"] for t in record["quantization_plans"]]
-    # per tensor, smoothed, then per token: the 2 FFN outputs, then all 6 MatMuls (3 a layer); last, of the
-    # 2 FFN outputs + 2 attentions, the 2 most sensitive and then all 4 kept in fp32
-    assert plans == ["every MatMul and attention int8", "every MatMul and attention int8, FFN outputs smoothed",
+    # per tensor, smoothed, smoothed with the 2 attentions fp32, then per token: the 2 FFN outputs, then all
+    # 6 MatMuls (3 a layer); last, of the 2 FFN outputs + 2 attentions, the 2 most sensitive and then all 4
+    # kept in fp32
+    assert plans == ["every MatMul and attention int8", "every MatMul input smoothed, every MatMul and attention int8",
+                     "smoothed; attention fp32, every MatMul int8",
                      "smoothed; FFN outputs int8 per token, the rest per tensor",
                      "smoothed; every MatMul int8 per token, attention per tensor",
                      "smoothed; the 2 most sensitive of 4 kept fp32", "smoothed; the 4 most sensitive of 4 kept fp32"]
-    assert [t["fp32_matmuls"] for t in record["quantization_plans"]] == [0, 0, 0, 0, 2, 4]
-    assert [t["per_token_matmuls"] for t in record["quantization_plans"]] == [0, 0, 2, 6, 0, 0]
+    assert [t["fp32_matmuls"] for t in record["quantization_plans"]] == [0, 0, 2, 0, 0, 2, 4]
+    assert [t["per_token_matmuls"] for t in record["quantization_plans"]] == [0, 0, 0, 2, 6, 0, 0]
     # each plan is judged both ways it is served, by the worse
     assert all(t["category_top1_agreement"] == min(t["agreement_batched"], t["agreement_alone"])
                for t in record["quantization_plans"])
     assert len(record["sensitivity"]) == 4 and all(v >= 0 for v in record["sensitivity"].values())
-    assert [row["layer"] for row in record["smoothing"]] == [0, 1]
+    assert {(row["layer"], row["site"]) for row in record["smoothing"]} == {
+        (i, site) for i in (0, 1) for site in ("attention", "attention_output", "ffn_input", "ffn_output")}
+    assert record["parity"]["fp32_smoothed"]["category"]["top1_agreement"] == 1.0  # smoothing keeps the function
     assert record["shipped"] == "fp32" and "no int8 plan" in record["why"]
     assert not (tmp_path / "onnx" / "probe.onnx").exists()
 
@@ -353,8 +367,9 @@ def test_int8_parity_is_the_worse_of_batched_and_one_appeal_at_a_time(monkeypatc
 
 def test_a_per_token_graph_that_agrees_but_runs_slower_than_fp32_is_not_shipped(prepared, encoder, tmp_path,
                                                                                  monkeypatch):
-    """On a CPU where per-token ranges cost more than int8 saves, the per-token plans are refused even
-    though they agree, and the next plan (nodes kept fp32, all per tensor) ships; the report says why."""
+    """On a CPU where per-token ranges (or an fp32 attention) cost more than int8 saves, those plans are
+    refused even though they agree, and the next plan (nodes kept fp32, all per tensor) ships; the report
+    says why."""
     from training.transformer import export
     from training.transformer.fit import fit, read_prepared
     from training.transformer.model import load_model
@@ -376,12 +391,13 @@ def test_a_per_token_graph_that_agrees_but_runs_slower_than_fp32_is_not_shipped(
                                [s.tolist() for s in sequences[30:50]], log=lambda m: None)
     tried = record["quantization_plans"]
     assert [t["plan"] for t in tried] == [
-        "every MatMul and attention int8", "every MatMul and attention int8, FFN outputs smoothed",
+        "every MatMul and attention int8", "every MatMul input smoothed, every MatMul and attention int8",
+        "smoothed; attention fp32, every MatMul int8",
         "smoothed; FFN outputs int8 per token, the rest per tensor",
         "smoothed; every MatMul int8 per token, attention per tensor",
         "smoothed; the 2 most sensitive of 4 kept fp32"]
     refused = [t for t in tried if "refused" in t]
-    assert [t["per_token_matmuls"] for t in refused] == [2, 6]
+    assert [(t["fp32_matmuls"], t["per_token_matmuls"]) for t in refused] == [(2, 0), (0, 2), (0, 6)]
     assert all(t["batch1_ms"] == 9.0 and t["fp32_batch1_ms"] == 5.0 for t in refused)
     assert record["shipped"] == "int8" and "2 most sensitive" in record["why"]
 

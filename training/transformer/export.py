@@ -8,16 +8,18 @@
 3. ``onnxruntime.quantization.quantize_dynamic``: int8 weights (per channel) for the MatMuls and the
    fused attention's QKV projection (QAttention), activations quantized on the fly, one range per
    tensor. Plans are tried in turn: everything int8; if that disagrees with PyTorch, the same on a
-   copy of the model whose FFN-output inputs are smoothed (``smooth_ffn_outputs``); then the FFN
-   outputs, and then every MatMul, int8 with one range per token (``per_token_int8``: slower, but an
-   outlier token no longer coarsens the others); last, the smoothed graph with the most sensitive
-   nodes kept in fp32 (2, 4, 8, … of the FFN outputs and attentions, ranked by what each one costs
-   when it alone is int8: ``node_sensitivity``), up to all of them.
+   copy of the graph whose MatMul inputs are smoothed (``training.transformer.smoothing``); the
+   smoothed graph with the attention's QKV projection kept fp32 (the node int8 costs most on the e5
+   router once everything is smoothed); then the FFN outputs, and then every MatMul, int8 with one
+   range per token (``per_token_int8``: slower, but an outlier token no longer coarsens the others);
+   last, the smoothed graph with the most sensitive nodes kept in fp32 (2, 4, 8, … of the FFN outputs
+   and attentions, ranked by what each one costs when it alone is int8: ``node_sensitivity``), up to
+   all of them.
 4. Parity on the validation split: top-1 agreement of each ONNX model with PyTorch on every head and
    the largest probability difference; an int8 graph is judged in the service's batches and one appeal
    at a time, by the worse of the two (``served_parity``). The first int8 plan whose category agreement is at least
-   ``MIN_AGREEMENT`` is shipped (a per-token one only if it also runs faster than fp32 on the exporting
-   machine); if none is, the fp32 graph is, and the report says which and why.
+   ``MIN_AGREEMENT`` is shipped (a per-token one, or one with the attention fp32, only if it also runs
+   faster than fp32 on the exporting machine); if none is, the fp32 graph is, and the report says which and why.
 """
 
 from __future__ import annotations
@@ -36,11 +38,10 @@ from serving.encoding import run_in_batches
 from serving.linear import softmax
 from serving.transformer import BATCH, cpu_description, open_session, uint8_weights
 from training.transformer.model import MultiHeadClassifier
+from training.transformer.smoothing import apply_smoothing, smoothing_scales
 
 MIN_AGREEMENT = 0.995
-SMOOTH_ALPHAS = (0.5, 0.75, 0.9)  # smoothing strengths tried per layer (and none)
 SENSITIVITY_APPEALS = 300  # check appeals each node's int8 cost is measured on
-SMOOTH_SAMPLE = 32  # calibration appeals whose activations the int8 error is simulated on
 OPSET = 17
 # Per-token activations use 0 … 127 (7 bits): their ranges are per row, so every row reaches the extremes,
 # and on x86 CPUs without VNNI uint8 × int8 products saturate in pairs (see ``uint8_weights``); with 7
@@ -100,18 +101,20 @@ def sensitive_nodes(path: Path) -> list[str]:
     return found
 
 
-SMOOTHED_PLAN = "every MatMul and attention int8, FFN outputs smoothed"
+SMOOTHED_PLAN = "every MatMul input smoothed, every MatMul and attention int8"
+ATTENTION_FP32_PLAN = "smoothed; attention fp32, every MatMul int8"
 
 
 @dataclass(frozen=True)
 class Plan:
-    """One way to quantize: which graph (plain or with smoothed FFN outputs), which MatMuls are int8 per
+    """One way to quantize: which graph (plain or with smoothed MatMul inputs), which MatMuls are int8 per
     token (``per_token_int8``) rather than per tensor, which nodes stay fp32."""
 
     name: str
     smoothed: bool = False
     exclude: tuple[str, ...] = ()
     per_token: tuple[str, ...] = ()
+    timed: bool = False  # ships only if faster than fp32 at batch 1 (per-token plans always are timed)
 
 
 def per_token_plans(ffn_outputs: list[str], matmuls: list[str]) -> list[Plan]:
@@ -254,108 +257,6 @@ def per_token_int8(source: Path, target: Path, nodes: list[str] | tuple[str, ...
     return count
 
 
-class _ScaledActivation(torch.nn.Module):
-    """The FFN's activation followed by a fixed per-channel scale (``act(x) * scale``)."""
-
-    def __init__(self, activation, scale: torch.Tensor):
-        super().__init__()
-        self.activation = activation
-        self.register_buffer("scale", scale)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.activation(hidden) * self.scale
-
-
-def _int8_weight(weight: torch.Tensor) -> torch.Tensor:
-    """``weight`` ([out, in]) after int8 quantization as quantize_dynamic does it: symmetric, per output channel."""
-    scale = weight.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / 127
-    return (weight / scale).round().clamp(-127, 127) * scale
-
-
-def _uint8_dynamic(values: torch.Tensor) -> torch.Tensor:
-    """``values`` after DynamicQuantizeLinear: uint8, one asymmetric range per tensor (zero included)."""
-    low, high = min(float(values.min()), 0.0), max(float(values.max()), 0.0)
-    scale = max(high - low, 1e-12) / 255
-    zero = round(-low / scale)
-    return ((values / scale).round() + zero).clamp(0, 255).sub(zero) * scale
-
-
-def int8_error(activations: list[torch.Tensor], weight: torch.Tensor, scale: torch.Tensor | None = None) -> float:
-    """Relative squared error of ``x @ weight.T`` under dynamic int8, one quantization range per appeal
-    (as served, batch 1), with the activation divided by ``scale`` and the weight multiplied by it."""
-    quantized = _int8_weight(weight if scale is None else weight * scale)
-    error = total = 0.0
-    for x in activations:
-        exact = x @ weight.T
-        approx = _uint8_dynamic(x if scale is None else x / scale) @ quantized.T
-        error += float((exact - approx).pow(2).sum())
-        total += float(exact.pow(2).sum())
-    return error / max(total, 1e-12)
-
-
-@torch.no_grad()
-def smooth_ffn_outputs(model: MultiHeadClassifier, sequences: list[list[int]], pad_id: int,
-                       alphas: tuple[float, ...] = SMOOTH_ALPHAS,
-                       sample: int = SMOOTH_SAMPLE) -> tuple[MultiHeadClassifier, list[dict]]:
-    """A copy of ``model`` computing the same function, with each FFN output's input made easier to
-    quantize (SmoothQuant, Xiao et al. 2023), and a record per layer.
-
-    Dynamic int8 quantizes an activation with one range per tensor, so the few GELU channels with large
-    values set the step for all 1536 and the rest lose their precision. Smoothing divides channel j by
-    ``s_j = max|x_j|^alpha / max|w_j|^(1 - alpha)`` and multiplies the weights reading it by ``s_j``.
-    Per layer, the strength ``alpha`` (or none) is the one with the least simulated int8 error on the
-    calibration appeals (``int8_error``): the best strength differs between layers and some are better
-    left alone. Post-LN BERT also feeds the layer norms' outputs to the residual stream, so only the FFN
-    output (whose input is the activation alone) is smoothed, at the cost of one element-wise Mul per
-    smoothed layer. ``sequences`` are calibration appeals (training rows, not the ones parity is checked
-    on); padding positions are left out.
-    """
-    import copy
-
-    smoothed = copy.deepcopy(model).eval().cpu()
-    layers = smoothed.encoder.encoder.layer
-    maxima: list[torch.Tensor | None] = [None] * len(layers)
-    samples: list[list[torch.Tensor]] = [[] for _ in layers]
-    current_mask: list[torch.Tensor] = []
-
-    def record(index):
-        def hook(_module, _inputs, output):
-            mask = current_mask[0].bool()
-            value = output.abs().masked_fill(~mask.unsqueeze(-1), 0).amax(dim=(0, 1))
-            maxima[index] = value if maxima[index] is None else torch.maximum(maxima[index], value)
-            for row in range(output.shape[0]):
-                if len(samples[index]) < sample:
-                    samples[index].append(output[row][mask[row]].clone())
-        return hook
-
-    handles = [layer.intermediate.register_forward_hook(record(i)) for i, layer in enumerate(layers)]
-    try:
-        def run(ids, mask):
-            current_mask[:] = [torch.from_numpy(mask)]
-            smoothed(torch.from_numpy(ids), current_mask[0])
-            return [np.zeros((len(ids), 1), dtype=np.float32)]
-        run_in_batches(sequences, pad_id, 32, run)
-    finally:
-        for handle in handles:
-            handle.remove()
-    report = []
-    for index, (layer, act_max, xs) in enumerate(zip(layers, maxima, samples)):
-        dense = layer.output.dense
-        weight_max = dense.weight.abs().amax(dim=0).clamp(min=1e-5)
-        candidates = {None: (int8_error(xs, dense.weight), None)}
-        for alpha in alphas:
-            scale = (act_max.clamp(min=1e-5) ** alpha / weight_max ** (1 - alpha)).clamp(min=1e-5)
-            candidates[alpha] = (int8_error(xs, dense.weight, scale), scale)
-        alpha = min(candidates, key=lambda a: candidates[a][0])
-        error, scale = candidates[alpha]
-        report.append({"layer": index, "alpha": alpha, "int8_error": error, "int8_error_unsmoothed": candidates[None][0]})
-        if scale is not None:
-            dense.weight.mul_(scale)
-            layer.intermediate.intermediate_act_fn = _ScaledActivation(layer.intermediate.intermediate_act_fn,
-                                                                       1.0 / scale)
-    return smoothed, report
-
-
 @torch.no_grad()
 def torch_logits(model: MultiHeadClassifier, sequences: list[list[int]], pad_id: int,
                  batch_size: int = 32) -> dict[str, np.ndarray]:
@@ -460,9 +361,10 @@ def export_all(model: MultiHeadClassifier, directory: Path, pad_id: int, check_s
                  "agreement_alone": category["top1_agreement_alone"],
                  "max_prob_diff": category["max_prob_diff"]}
         ok = agreement >= MIN_AGREEMENT
-        if ok and plan.per_token:
-            # per-token ranges cost element-wise work around each MatMul; on a CPU without VNNI that can
-            # outweigh int8's gain, and an int8 graph slower than fp32 has no reason to ship
+        if ok and (plan.per_token or plan.timed):
+            # per-token ranges cost element-wise work around each MatMul, and an fp32 attention keeps the
+            # costliest int8 node out; on a CPU without VNNI that can outweigh int8's gain, and an int8
+            # graph slower than fp32 has no reason to ship
             fp32_ms[:] = fp32_ms or [batch1_ms(fp32, check_sequences)]
             entry.update(batch1_ms=batch1_ms(int8, check_sequences), fp32_batch1_ms=fp32_ms[0])
             if entry["batch1_ms"] >= fp32_ms[0]:
@@ -475,12 +377,18 @@ def export_all(model: MultiHeadClassifier, directory: Path, pad_id: int, check_s
     ok = attempt(Plan("every MatMul and attention int8"))
     sensitivity: dict[str, float] = {}
     if not ok:
-        smoothed_model, smoothing = smooth_ffn_outputs(model, calibration_sequences or check_sequences, pad_id)
-        _export_fp32(smoothed_model, directory, smoothed, pad_id)
-        matmuls = [node.name for node in _nodes(smoothed) if node.op_type == "MatMul"]
+        scales = smoothing_scales(model, calibration_sequences or check_sequences, pad_id)
+        smoothing = apply_smoothing(fp32, smoothed, scales)
+        checks["fp32_smoothed"] = parity(reference, onnx_logits(smoothed, model.head_names, check_sequences, pad_id))
+        nodes = _nodes(smoothed)
+        matmuls = [node.name for node in nodes if node.op_type == "MatMul"]
+        attentions = tuple(node.name for node in nodes if node.op_type == "Attention")
         candidates = sensitive_nodes(smoothed)  # the FFN outputs and attentions
         ffn_outputs = [name for name in candidates if name in matmuls]
-        for plan in [Plan(SMOOTHED_PLAN, smoothed=True), *per_token_plans(ffn_outputs, matmuls)]:
+        plans = [Plan(SMOOTHED_PLAN, smoothed=True)]
+        if attentions:
+            plans.append(Plan(ATTENTION_FP32_PLAN, smoothed=True, exclude=attentions, timed=True))
+        for plan in [*plans, *per_token_plans(ffn_outputs, matmuls)]:
             if ok := attempt(plan):
                 break
     if not ok:

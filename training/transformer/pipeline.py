@@ -230,10 +230,16 @@ def heads_markdown(head_metrics: dict, extra: dict) -> str:
                      if "batch1_ms" in t else "—") + " |"
                   for t in onnx["quantization_plans"]]
     if onnx.get("smoothing"):
-        lines += ["", "FFN-output smoothing per layer (strength, simulated int8 error before → after): "
-                  + "; ".join(f"{row['layer']}: {row['alpha'] if row['alpha'] is not None else 'none'}, "
-                              f"{row['int8_error_unsmoothed']:.1e} → {row['int8_error']:.1e}"
-                              for row in onnx["smoothing"])]
+        sites = list(dict.fromkeys(row.get("site", "ffn_output") for row in onnx["smoothing"]))
+        lines += ["", "Smoothing of each MatMul input (strength, simulated int8 error before → after; "
+                  "none = left alone):", "", "| layer | " + " | ".join(sites) + " |", "|---|" + "---|" * len(sites)]
+        by_layer: dict[int, dict] = {}
+        for row in onnx["smoothing"]:
+            by_layer.setdefault(row["layer"], {})[row.get("site", "ffn_output")] = row
+        for layer, row in sorted(by_layer.items()):
+            lines.append(f"| {layer} | " + " | ".join(
+                f"{r['alpha'] if r['alpha'] is not None else 'none'}, {r['int8_error_unsmoothed']:.1e} → "
+                f"{r['int8_error']:.1e}" if (r := row.get(site)) else "—" for site in sites) + " |")
     ft = extra["fine_tune"]
     lines += ["", "## Fine-tune", "", f"- device: {ft['device']}; {ft['global_step']} steps; "
               f"{ft['seconds']} s; best epoch {ft['best_epoch']} (validation macro-F1 {ft['best_score']:.4f})"
