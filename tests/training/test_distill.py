@@ -76,7 +76,7 @@ def test_unlabelled_appeals_repeating_a_labelled_one_or_each_other_are_dropped(t
 
 
 def test_the_category_loss_mixes_the_label_and_the_teachers_probabilities():
-    from training.transformer.fit import category_loss
+    from training.transformer.losses import category_loss
 
     ce = torch.nn.CrossEntropyLoss(ignore_index=-1)
     logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3], [1.0, -1.0, 0.0]], requires_grad=True)

@@ -171,16 +171,17 @@ def test_early_stopping_and_a_work_directory_of_another_run(prepared, encoder, t
 
 def test_bfloat16_where_the_hardware_has_it_and_fp32_on_request(prepared, encoder, tmp_path, monkeypatch):
     from training.transformer import fit as fit_module
+    from training.transformer import precision
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    monkeypatch.setattr(fit_module, "cpu_has_native_bf16", lambda: False)
-    assert fit_module.choose_precision("auto", cpu) == "fp32"  # emulated bf16 would be slower than fp32
-    assert fit_module.choose_precision("auto", cuda) == "bf16"
-    monkeypatch.setattr(fit_module, "cpu_has_native_bf16", lambda: True)
-    assert fit_module.choose_precision("auto", cpu) == "bf16"
-    assert fit_module.choose_precision("fp32", cpu) == "fp32"
-    with pytest.raises(fit_module.FitError, match="--precision must be one of"):
-        fit_module.choose_precision("fp16", cpu)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert precision.choose_precision("auto", cpu) == "fp32"  # emulated bf16 would be slower than fp32
+    assert precision.choose_precision("auto", cuda) == "bf16"
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert precision.choose_precision("auto", cpu) == "bf16"
+    assert precision.choose_precision("fp32", cpu) == "fp32"
+    with pytest.raises(precision.FitError, match="--precision must be one of"):
+        precision.choose_precision("fp16", cpu)
     record = fit_module.fit(prepared, encoder, tmp_path / "bf16", fit_config(precision="bf16", epochs=2),
                             log=lambda m: None, progress=False)
     assert record["precision"] == "bf16" and record["done"]

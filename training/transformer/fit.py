@@ -10,13 +10,11 @@ and writes into a fit directory:
 - ``fit.json``: settings, per-epoch history, best epoch, seconds, ``done``.
 
 Batches: each epoch shuffles with ``seed + epoch``, sorts chunks of 50 batches by length (less
-padding) and shuffles the batches, so the order is the same on every run and on resume. Loss: the sum
-of each head's class-weighted cross-entropy (weights ``(N / (K · n_c)) ** 0.5``, so rare categories are
-not drowned); urgency and appeal type count half. Early stopping: ``patience`` epochs without a better
-validation macro-F1. Precision (``--precision``): the forward pass runs in bfloat16 autocast on a GPU
-and on CPUs with native bfloat16 arithmetic (``avx512_bf16`` or ``amx_bf16``), fp32 elsewhere; weights,
-optimizer state and the loss stay fp32. On a 2-core AMD EPYC with avx512_bf16 a 6-layer step took 4.7 s
-in bfloat16 against 8.5 s in fp32 (8 batches of 32).
+padding) and shuffles the batches, so the order is the same on every run and on resume. Loss: the
+heads' class-weighted cross-entropies, and with ``--distill`` the linear teacher's soft targets
+(``training.transformer.losses``). Early stopping: ``patience`` epochs without a better validation
+macro-F1. Device and precision (bfloat16 autocast where the hardware has it):
+``training.transformer.precision``.
 
 Needs only torch, transformers, numpy, safetensors and tqdm: ``python -m training.transformer.fit``
 runs it on a machine without the rest of jiesu's dependencies.
@@ -38,11 +36,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from training.transformer.losses import batch_loss, class_weights
 from training.transformer.model import MultiHeadClassifier, load_base, save_model
+from training.transformer.precision import FitError, autocast, choose_device, choose_precision
 
 SPLITS = {"train": 0, "validation": 1, "test": 2, "unlabelled": 3}
-HEAD_WEIGHT = {"category": 1.0}
-OTHER_HEAD_WEIGHT = 0.5
 SORT_CHUNK = 50
 
 
@@ -72,14 +70,11 @@ class FitConfig:
         data = asdict(self)
         for name in ("device", "precision", "save_every", "save_minutes", "max_steps", "patience", "epochs"):
             data.pop(name)
-        for name, off in (("layer_decay", 1.0), ("label_smoothing", 0.0), ("distill", 0.0)):  # later: "off" is absent
+        # options added later: at their "off" value they are absent, so older runs keep their identity
+        for name, off in (("layer_decay", 1.0), ("label_smoothing", 0.0), ("distill", 0.0)):
             if data[name] == off:
                 data.pop(name)
         return data
-
-
-class FitError(ValueError):
-    pass
 
 
 def read_prepared(directory: Path) -> tuple[dict, list[np.ndarray], np.ndarray, dict[str, np.ndarray]]:
@@ -95,60 +90,6 @@ def read_soft_targets(directory: Path) -> np.ndarray | None:
     """The teacher's category probabilities written by ``prepare`` for distillation (zero rows: none)."""
     with np.load(directory / "sequences.npz") as arrays:
         return arrays["soft_category"] if "soft_category" in arrays.files else None
-
-
-def category_loss(logits: torch.Tensor, y: torch.Tensor, soft: torch.Tensor | None, hard_loss, distill: float):
-    """The category head's loss over a batch that may mix labelled and unlabelled appeals.
-
-    Without distillation: the class-weighted cross-entropy of the labelled appeals. With it, each appeal
-    adds ``(1 - distill)`` × its cross-entropy (when labelled) and ``distill`` × KL(teacher ‖ model) (when
-    it has a soft target), each term averaged over its own appeals and weighted by their share of the
-    batch, so an unlabelled appeal counts as much as the soft half of a labelled one.
-    """
-    labelled = y >= 0
-    if soft is None or distill <= 0:
-        return hard_loss(logits, y) if labelled.any() else None
-    has_soft = soft.sum(dim=1) > 0
-    n = float(len(y))
-    total = logits.new_zeros(())
-    if labelled.any():
-        total = total + (1 - distill) * hard_loss(logits[labelled], y[labelled]) * (labelled.sum() / n)
-    if has_soft.any():
-        log_p = torch.log_softmax(logits[has_soft], dim=-1)
-        teacher = soft[has_soft]
-        kl = (teacher * (torch.log(teacher.clamp_min(1e-8)) - log_p)).sum(dim=-1).mean()
-        total = total + distill * kl * (has_soft.sum() / n)
-    return total
-
-
-def choose_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise FitError(f"--device {name}: no CUDA device is available here")
-    return torch.device(name)
-
-
-PRECISIONS = ("auto", "bf16", "fp32")
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 in hardware (on others oneDNN emulates it, slower than fp32)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def choose_precision(name: str, device: torch.device) -> str:
-    """``bf16`` or ``fp32``: what the forward passes of this run use."""
-    if name not in PRECISIONS:
-        raise FitError(f"--precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
-    if name != "auto":
-        return name
-    return "bf16" if device.type == "cuda" or cpu_has_native_bf16() else "fp32"
 
 
 def seed_everything(seed: int) -> None:
@@ -209,13 +150,6 @@ def parameter_groups(model: MultiHeadClassifier, config: FitConfig) -> list[dict
     return list(groups.values())
 
 
-def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
-    counts = np.bincount(y[y >= 0], minlength=n_classes).astype(np.float64)
-    total = counts.sum()
-    weights = np.where(counts > 0, (total / (n_classes * np.maximum(counts, 1))) ** 0.5, 0.0)
-    return torch.tensor(weights, dtype=torch.float32)
-
-
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Macro-F1 over the classes present in truth or prediction (as ``training.evaluate`` computes it)."""
     classes = np.union1d(y_true, y_pred)
@@ -238,15 +172,11 @@ def predict_logits(model: MultiHeadClassifier, sequences: list[np.ndarray], rows
     for start in range(0, len(rows), batch_size):
         positions = order[start:start + batch_size]
         ids, mask = collate(sequences, rows[positions], pad_id)
-        with _autocast(device, precision):
+        with autocast(device, precision):
             logits = model(ids.to(device), mask.to(device))
         for name, values in zip(model.head_names, logits):
             out[name][positions] = values.float().cpu().numpy()
     return out
-
-
-def _autocast(device: torch.device, precision: str):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -352,7 +282,7 @@ def fit(prepared: Path, base_model: str | Path, out: Path, config: FitConfig, lo
                 rows = batches[index]
                 ids, mask = collate(sequences, rows, meta["pad_id"], 8 if device.type == "cuda" else 1)
                 ids, mask = ids.to(device, non_blocking=True), mask.to(device, non_blocking=True)
-                with _autocast(device, precision):
+                with autocast(device, precision):
                     logits = model(ids, mask)
                 loss = batch_loss(model.head_names, logits, labels, rows, losses, soft, config.distill, device)
                 optimizer.zero_grad(set_to_none=True)
@@ -403,23 +333,6 @@ def fit(prepared: Path, base_model: str | Path, out: Path, config: FitConfig, lo
     if reason in ("early_stop", "epochs") and checkpoint_path.exists():
         checkpoint_path.unlink()  # optimizer state is three times the model; the best weights are kept
     return record
-
-
-def batch_loss(head_names, logits, labels, rows, losses, soft, distill: float, device) -> torch.Tensor:
-    """Each head's loss, weighted (category 1, the others ``OTHER_HEAD_WEIGHT``); a head with no label in
-    the batch adds nothing."""
-    total = None
-    for name, values in zip(head_names, logits):
-        y = torch.from_numpy(labels[name][rows]).to(device)
-        if name == "category":
-            part = category_loss(values.float(), y, None if soft is None else torch.from_numpy(soft[rows]).to(device),
-                                 losses[name], distill)
-        else:
-            part = losses[name](values.float(), y) if (y >= 0).any() else None
-        if part is not None:
-            part = HEAD_WEIGHT.get(name, OTHER_HEAD_WEIGHT) * part
-            total = part if total is None else total + part
-    return total
 
 
 def _extends(record: dict, config: FitConfig) -> bool:
