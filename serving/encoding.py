@@ -109,7 +109,8 @@ def run_in_batches(sequences: Sequence[Sequence[int]], pad_id: int, batch_size: 
 
 
 def special_ids(tokenizer) -> dict[str, int]:
-    """cls/sep/pad ids of a ``tokenizers.Tokenizer`` (BERT's [CLS]/[SEP]/[PAD] or XLM-R's <s>/</s>/<pad>)."""
+    """cls/sep/pad ids of a ``tokenizers.Tokenizer`` (BERT's [CLS]/[SEP]/[PAD], XLM-R's <s>/</s>/<pad>, or
+    Gemma's <bos>/<eos>/<pad>)."""
     def first(*names: str) -> int | None:
         for name in names:
             found = tokenizer.token_to_id(name)
@@ -117,8 +118,10 @@ def special_ids(tokenizer) -> dict[str, int]:
                 return found
         return None
 
-    ids = {"cls_id": first("[CLS]", "<s>"), "sep_id": first("[SEP]", "</s>"), "pad_id": first("[PAD]", "<pad>")}
+    ids = {"cls_id": first("[CLS]", "<s>", "<bos>"), "sep_id": first("[SEP]", "</s>", "<eos>"),
+           "pad_id": first("[PAD]", "<pad>")}
     missing = [k for k, v in ids.items() if v is None]
     if missing:
-        raise ValueError(f"the tokenizer has no {', '.join(missing)} token ([CLS]/<s>, [SEP]/</s>, [PAD]/<pad>)")
+        raise ValueError(f"the tokenizer has no {', '.join(missing)} token ([CLS]/<s>/<bos>, [SEP]/</s>/<eos>, "
+                         "[PAD]/<pad>)")
     return ids

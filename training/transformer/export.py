@@ -89,14 +89,18 @@ def _nodes(path: Path):
     return onnx.load(str(path), load_external_data=False).graph.node
 
 
+FFN_OUTPUT = re.compile(r"layer\.\d+/output/dense/MatMul|layers\.\d+/mlp/down_proj/MatMul")
+
+
 def sensitive_nodes(path: Path) -> list[str]:
     """The nodes whose int8 versions disagree most with fp32 on the e5 router: each layer's FFN output
-    MatMul (``…/layer.N/output/dense/MatMul``, its input comes from GELU) and each fused attention
-    (the QKV projection, whose input is a layer norm's output)."""
+    MatMul (BERT's ``…/layer.N/output/dense/MatMul``, its input comes from GELU; Gemma's
+    ``…/layers.N/mlp/down_proj/MatMul``, after the gated product) and each fused attention (the QKV
+    projection, whose input is a layer norm's output; Gemma's attention is not fused)."""
     found = []
     for node in _nodes(path):
         if node.op_type == "Attention" or (node.op_type == "MatMul" and "attention" not in node.name
-                                           and re.search(r"layer\.\d+/output/dense/MatMul", node.name)):
+                                           and FFN_OUTPUT.search(node.name)):
             found.append(node.name)
     return found
 

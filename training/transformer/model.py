@@ -1,9 +1,14 @@
 """One encoder, one linear head per task, over the mean of the encoder's token states.
 
 Mean pooling (not [CLS]) because the default encoder, multilingual-e5-small, was trained to be read
-that way; for any BERT-family checkpoint it is a sound default too. The forward pass takes
-``input_ids`` and ``attention_mask`` and returns one logits tensor per head, in ``head_names`` order:
-the same signature the ONNX graph has.
+that way; for any BERT-family checkpoint it is a sound default too, and EmbeddingGemma mean-pools as
+well. The forward pass takes ``input_ids`` and ``attention_mask`` and returns one logits tensor per
+head, in ``head_names`` order: the same signature the ONNX graph has.
+
+Gemma 3 encoders (``model_type`` ``gemma3_text`` with bidirectional attention) get their attention masks
+from ``encoder_masks``, built with plain tensor operations: transformers builds them with ``vmap``, which
+the ONNX tracer cannot follow. They mean the same: padding is never attended to; a full-attention layer
+reads every other token, a sliding-window layer those less than ``sliding_window`` positions away.
 """
 
 from __future__ import annotations
@@ -29,11 +34,27 @@ class MultiHeadClassifier(nn.Module):
         self.heads = nn.ModuleDict({name: nn.Linear(hidden, size) for name, size in head_sizes.items()})
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        states = self.encoder(input_ids=input_ids, attention_mask=encoder_masks(self.encoder.config, attention_mask)
+                              ).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(states.dtype)
         pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
         pooled = self.dropout(pooled)
         return tuple(self.heads[name](pooled) for name in self.head_names)
+
+
+def encoder_masks(config, attention_mask: torch.Tensor):
+    """What the encoder's ``attention_mask`` argument gets: the [batch, tokens] mask itself for BERT-family
+    encoders; for bidirectional Gemma 3, additive float masks per layer type ([batch, 1, 1, tokens] for
+    full attention, [batch, 1, tokens, tokens] for the sliding window)."""
+    if getattr(config, "model_type", None) != "gemma3_text" or not getattr(config, "use_bidirectional_attention", 0):
+        return attention_mask
+    keys = attention_mask.bool()[:, None, None, :]
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    near = (positions[:, None] - positions[None, :]).abs() < config.sliding_window
+    zero = torch.zeros((), dtype=torch.float32, device=attention_mask.device)
+    lowest = torch.full((), torch.finfo(torch.float32).min, dtype=torch.float32, device=attention_mask.device)
+    return {"full_attention": torch.where(keys, zero, lowest),
+            "sliding_attention": torch.where(keys & near, zero, lowest)}
 
 
 def _encoder_from(source, *, config=None, pretrained: bool, attn: str | None):

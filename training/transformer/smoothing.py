@@ -1,4 +1,4 @@
-"""SmoothQuant (Xiao et al. 2023) for dynamic int8: every MatMul input of a BERT-family graph, smoothed.
+"""SmoothQuant (Xiao et al. 2023) for dynamic int8: every MatMul input of a BERT or Gemma 3 graph, smoothed.
 
 Dynamic int8 quantizes an activation with one range per tensor, so the few channels with large values
 set the step for all the others, which lose their precision. Smoothing divides channel j of a MatMul's
@@ -8,7 +8,8 @@ quantized per output channel. Rules this module implements:
 
 - four sites per layer: the attention's QKV projection (input: the previous layer norm's output), the
   attention's output projection (input: the attention context), the FFN input (input: a layer norm's
-  output) and the FFN output (input: GELU's output). Layer-norm outputs of BERT carry outlier channels
+  output; Gemma's gate and up projections share it) and the FFN output (input: GELU's output, or
+  Gemma's gated product). Layer-norm outputs of BERT carry outlier channels
   (on the 6-layer e5 router the FFN input's largest channel maximum was 18–35 against a median of 2);
 - per site, the strength ``alpha`` (or none) is the one with the least simulated int8 error on the
   calibration appeals (``int8_error``, one range per appeal as served at batch 1): the best strength
@@ -18,7 +19,7 @@ quantized per output channel. Rules this module implements:
   multiplied by ``s``. Inserted before fusion, a Mul inside the attention pattern would stop onnxruntime
   fusing it; after fusion it is one element-wise node per site and the weights it reads;
 - post-LN BERT feeds the same layer-norm output to the residual stream, so the ``Mul`` feeds only the
-  smoothed node, never the residual.
+  smoothed nodes, never the residual (pre-norm Gemma's residual never passes the norm at all).
 
 On the 6-layer e5 router (AMD EPYC with VNNI, 870 validation appeals, worse of batched and one at a
 time): every MatMul and attention int8 agreed with PyTorch on 98.4%; FFN outputs alone smoothed 98.9%;
@@ -84,7 +85,16 @@ def int8_error(activations: list[torch.Tensor], weight: torch.Tensor, scale: tor
 
 
 def _site_modules(layer) -> dict[str, tuple[torch.nn.Module, torch.Tensor]]:
-    """Per site: the Linear whose input is recorded, and the weight ([out, in]) that reads that input."""
+    """Per site: the Linear whose input is recorded, and the weight ([out, in]) that reads that input.
+    A BERT layer (``attention.self.query`` …) or a Gemma 3 layer (``self_attn.q_proj`` …, ``mlp.gate_proj``
+    and ``up_proj`` reading one input); anything else raises AttributeError."""
+    if hasattr(layer, "self_attn"):
+        attention, mlp = layer.self_attn, layer.mlp
+        qkv = torch.cat([attention.q_proj.weight, attention.k_proj.weight, attention.v_proj.weight], dim=0)
+        return {"attention": (attention.q_proj, qkv),
+                "attention_output": (attention.o_proj, attention.o_proj.weight),
+                "ffn_input": (mlp.gate_proj, torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight], dim=0)),
+                "ffn_output": (mlp.down_proj, mlp.down_proj.weight)}
     attention = layer.attention.self
     qkv = torch.cat([attention.query.weight, attention.key.weight, attention.value.weight], dim=0)
     return {"attention": (attention.query, qkv),
@@ -94,14 +104,16 @@ def _site_modules(layer) -> dict[str, tuple[torch.nn.Module, torch.Tensor]]:
 
 
 def _layers(model):
-    encoder = getattr(getattr(model, "encoder", None), "encoder", None)
-    layers = getattr(encoder, "layer", None)
+    encoder = getattr(model, "encoder", None)
+    layers = getattr(getattr(encoder, "encoder", None), "layer", None)  # BERT
+    if layers is None:
+        layers = getattr(encoder, "layers", None)  # Gemma 3
     if layers is None:
         return []
     try:
         for layer in layers:
             _site_modules(layer)
-    except AttributeError:  # not a BERT-shaped encoder: nothing is smoothed
+    except AttributeError:  # not a shape this module knows: nothing is smoothed
         return []
     return list(layers)
 
@@ -158,18 +170,25 @@ def smoothing_scales(model, sequences: list[list[int]], pad_id: int, alphas: tup
     return chosen
 
 
+# ONNX node names per site, as the TorchScript exporter names a BERT layer's and a Gemma 3 layer's MatMuls
+SITE_PATTERNS = {
+    "attention": (r"layer\.{n}/attention/self/(query|key|value)/MatMul$",
+                  r"layers\.{n}/self_attn/(q_proj|k_proj|v_proj)/MatMul$"),
+    "attention_output": (r"layer\.{n}/attention/output/dense/MatMul$", r"layers\.{n}/self_attn/o_proj/MatMul$"),
+    "ffn_input": (r"layer\.{n}/intermediate/dense/MatMul$", r"layers\.{n}/mlp/(gate_proj|up_proj)/MatMul$"),
+    "ffn_output": (r"layer\.{n}/output/dense/MatMul$", r"layers\.{n}/mlp/down_proj/MatMul$"),
+}
+
+
 def _targets(graph, layer: int, site: str) -> list:
-    """The fused graph's nodes that read a site's input (one, or q/k/v where attention is not fused)."""
+    """The fused graph's nodes that read a site's input (one fused attention, or the MatMuls that share it)."""
     if site == "attention":
         fused = [node for node in graph.node if node.op_type == "Attention"]
         if fused:
             return fused[layer:layer + 1]
-        pattern = rf"layer\.{layer}/attention/self/(query|key|value)/MatMul$"
-    else:
-        pattern = {"attention_output": rf"layer\.{layer}/attention/output/dense/MatMul$",
-                   "ffn_input": rf"layer\.{layer}/intermediate/dense/MatMul$",
-                   "ffn_output": rf"layer\.{layer}/output/dense/MatMul$"}[site]
-    return [node for node in graph.node if node.op_type == "MatMul" and re.search(pattern, node.name)]
+    patterns = [p.format(n=layer) for p in SITE_PATTERNS[site]]
+    return [node for node in graph.node
+            if node.op_type == "MatMul" and any(re.search(p, node.name) for p in patterns)]
 
 
 def apply_smoothing(source: Path, target: Path, scales: list[SiteScale]) -> list[dict]:
