@@ -100,6 +100,9 @@ def train(
     precision: Annotated[str, typer.Option(
         help="Transformer kinds: auto (bfloat16 autocast on a GPU or a CPU with native bfloat16, else fp32), "
              "bf16 or fp32.")] = "auto",
+    checkpointing: Annotated[str, typer.Option(
+        help="Transformer kinds: activation checkpointing, auto (on where the activations would take more than a "
+             "quarter of this machine's memory), on or off.")] = "auto",
     patience: Annotated[int, typer.Option(min=1, help="Transformer kinds: epochs without a better validation "
                                                        "macro-F1 before stopping.")] = 2,
     max_steps: Annotated[Optional[int], typer.Option(min=1, help="Transformer kinds: stop after N steps in all.")] = None,
@@ -123,11 +126,14 @@ def train(
         raise CliError(f"--device must be auto, cpu or cuda, got {device!r}")
     if precision not in ("auto", "bf16", "fp32"):
         raise CliError(f"--precision must be auto, bf16 or fp32, got {precision!r}")
+    if checkpointing not in ("auto", "on", "off"):
+        raise CliError(f"--checkpointing must be auto, on or off, got {checkpointing!r}")
     taxonomy = _taxonomy(profile, data_dir)
     config = TrainConfig(data=list(data), out=out, kind=kind, seed=seed, validation=validation, test=test, C=C,
                          base_model=base_model, work_dir=work_dir, epochs=epochs, batch_size=batch_size, lr=lr,
                          max_length=max_length, head_fraction=head_fraction, layers=layers, device=device,
-                         precision=precision, layer_decay=layer_decay, label_smoothing=label_smoothing,
+                         precision=precision, checkpointing=checkpointing, layer_decay=layer_decay,
+                         label_smoothing=label_smoothing,
                          distill=distill, unlabelled=list(unlabelled or []),
                          patience=patience, max_steps=max_steps, prepare_only=prepare_only)
     try:

@@ -58,6 +58,7 @@ class TrainConfig:
     unlabelled: list[Path] = field(default_factory=list)
     device: str = "auto"
     precision: str = "auto"
+    checkpointing: str = "auto"
     patience: int = 2
     max_steps: int | None = None
     progress: bool = True
@@ -213,6 +214,7 @@ def _transformer_options(config: TrainConfig):
     fit_config = FitConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, layers=config.layers,
                            layer_decay=config.layer_decay, label_smoothing=config.label_smoothing,
                            distill=config.distill, seed=config.seed, device=config.device, precision=config.precision,
+                           checkpointing=config.checkpointing,
                            patience=config.patience, max_steps=config.max_steps)
     return TransformerOptions(base_model=str(config.base_model), work_dir=work, fit=fit_config,
                               max_length=config.max_length, head_fraction=config.head_fraction,

@@ -188,6 +188,32 @@ def test_bfloat16_where_the_hardware_has_it_and_fp32_on_request(prepared, encode
     assert record["history"][-1]["train_loss"] < record["history"][0]["train_loss"]
 
 
+def test_activation_checkpointing_where_memory_is_short_gives_the_same_training(prepared, encoder, tmp_path):
+    """EmbeddingGemma's 24 layers at 32 × 256 tokens took 12–16 GB of activations and one run was killed
+    for memory; checkpointing recomputes them in the backward pass, with the same gradients."""
+    from safetensors.torch import load_file
+
+    from training.transformer import fit as fit_module
+    from training.transformer.precision import FitError, choose_checkpointing
+
+    gigabyte = 2**30
+    assert choose_checkpointing("auto", 32, 256, 768, 24, memory=24 * gigabyte)  # EmbeddingGemma on 24 GB
+    assert not choose_checkpointing("auto", 32, 256, 384, 12, memory=24 * gigabyte)  # e5-small there
+    assert not choose_checkpointing("auto", 32, 256, 768, 24, memory=140 * gigabyte)
+    assert choose_checkpointing("on", 1, 1, 1, 1) and not choose_checkpointing("off", 32, 256, 768, 24, memory=1)
+    with pytest.raises(FitError, match="--checkpointing must be one of"):
+        choose_checkpointing("sometimes", 32, 256, 768, 24)
+    weights = {}
+    for setting in ("on", "off"):
+        record = fit_module.fit(prepared, encoder, tmp_path / setting,
+                                fit_config(checkpointing=setting, epochs=1, max_steps=4, dropout=0.2),
+                                log=lambda m: None, progress=False)
+        assert record["checkpointing"] is (setting == "on")
+        weights[setting] = load_file(str(tmp_path / setting / "best" / "model.safetensors"))
+    for name, value in weights["off"].items():  # dropout included: the recomputation replays its masks
+        torch.testing.assert_close(weights["on"][name], value, atol=1e-5, rtol=1e-4)
+
+
 # --- export and parity ----------------------------------------------------------------------------
 
 def test_export_fp32_matches_pytorch_and_int8_is_checked(prepared, encoder, tmp_path):

@@ -13,8 +13,8 @@ Batches: each epoch shuffles with ``seed + epoch``, sorts chunks of 50 batches b
 padding) and shuffles the batches, so the order is the same on every run and on resume. Loss: the
 heads' class-weighted cross-entropies, and with ``--distill`` the linear teacher's soft targets
 (``training.transformer.losses``). Early stopping: ``patience`` epochs without a better validation
-macro-F1. Device and precision (bfloat16 autocast where the hardware has it):
-``training.transformer.precision``.
+macro-F1. Device, precision (bfloat16 autocast where the hardware has it) and activation checkpointing
+(where the activations would crowd the machine's memory): ``training.transformer.precision``.
 
 Needs only torch, transformers, numpy, safetensors and tqdm: ``python -m training.transformer.fit``
 runs it on a machine without the rest of jiesu's dependencies.
@@ -38,7 +38,7 @@ import torch
 
 from training.transformer.losses import batch_loss, class_weights
 from training.transformer.model import MultiHeadClassifier, load_base, save_model
-from training.transformer.precision import FitError, autocast, choose_device, choose_precision
+from training.transformer.precision import FitError, autocast, choose_checkpointing, choose_device, choose_precision
 
 SPLITS = {"train": 0, "validation": 1, "test": 2, "unlabelled": 3}
 SORT_CHUNK = 50
@@ -61,6 +61,7 @@ class FitConfig:
     seed: int = 13
     device: str = "auto"
     precision: str = "auto"  # auto | bf16 | fp32 (see the module docstring)
+    checkpointing: str = "auto"  # auto | on | off: activation checkpointing (``precision.choose_checkpointing``)
     save_every: int = 200
     save_minutes: float = 10.0  # also checkpoint when this long has passed (a CPU step can take 20 s)
     max_steps: int | None = None  # stop after this many steps in total (tests, smoke runs)
@@ -68,7 +69,8 @@ class FitConfig:
     def key(self) -> dict:
         """The settings a resumed run must share with the run it resumes."""
         data = asdict(self)
-        for name in ("device", "precision", "save_every", "save_minutes", "max_steps", "patience", "epochs"):
+        for name in ("device", "precision", "checkpointing", "save_every", "save_minutes", "max_steps", "patience",
+                     "epochs"):
             data.pop(name)
         # options added later: at their "off" value they are absent, so older runs keep their identity
         for name, off in (("layer_decay", 1.0), ("label_smoothing", 0.0), ("distill", 0.0)):
@@ -179,6 +181,16 @@ def predict_logits(model: MultiHeadClassifier, sequences: list[np.ndarray], rows
     return out
 
 
+def enable_checkpointing(encoder) -> None:
+    """Activation checkpointing on every layer (transformers 5 names it ``activation_checkpointing_enable``,
+    4.x ``gradient_checkpointing_enable``)."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(encoder, "activation_checkpointing_enable"):
+        encoder.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
 def _atomic_save(obj, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(obj, tmp)
@@ -228,6 +240,11 @@ def fit(prepared: Path, base_model: str | Path, out: Path, config: FitConfig, lo
         raise FitError("the training split is empty")
     lengths = np.array([len(s) for s in sequences])
     model = load_base(base_model, heads, layers=config.layers, dropout=config.dropout).to(device)
+    encoder_config = model.encoder.config
+    checkpointing = choose_checkpointing(config.checkpointing, config.batch_size, int(lengths.max()),
+                                         encoder_config.hidden_size, encoder_config.num_hidden_layers)
+    if checkpointing:
+        enable_checkpointing(model.encoder)
     losses = {name: torch.nn.CrossEntropyLoss(weight=class_weights(labels[name][train_rows], size).to(device),
                                               ignore_index=-1, label_smoothing=config.label_smoothing)
               for name, size in heads.items()}
@@ -252,6 +269,7 @@ def fit(prepared: Path, base_model: str | Path, out: Path, config: FitConfig, lo
         log(f"fit: resuming at epoch {state['epoch'] + 1}, batch {state['batch']} (step {state['global_step']})")
 
     record = {"key": key, "config": asdict(config), "device": str(device), "precision": precision,
+              "checkpointing": checkpointing,
               "train": int(len(train_rows)),
               "validation": int(len(val_rows)), "heads": meta["heads"], "done": False, **state}
     _write_json(record_path, record)
