@@ -2,7 +2,9 @@
 
 Trains with ``jiesu train``'s code on a labelled file, evaluates the held-out test split, then measures
 batch throughput (whole pipeline: category model, rule layer, place resolver) with 1 process and with
-all cores, and single-appeal latency. Prints a table and writes JSON.
+all cores, and single-appeal latency. Where the file has the tipdm ``source`` and ``text_match``
+columns, the first seed's test accuracy is also broken down by them (does the model fail on the rows
+whose title and text may be mis-paired?). Prints a table and writes JSON.
 
     python benchmarks/linear_model.py --data ../shared/data/tipdm2020c/appeals_labelled.csv \
         --seeds 13 1 2 --out benchmarks/results/linear.json
@@ -19,10 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from serving.batch import default_workers, predict_many
 from serving.predictor import AppealInput, Predictor
 from taxonomy import load_taxonomy
-from training.data import SplitConfig, assign_splits, load_frame
+from training.data import SplitConfig, assign_splits, load_frame, read_table
 from training.train import TrainConfig, train
 
 
@@ -36,6 +40,24 @@ def machine() -> dict:
     except OSError:
         pass
     return {"cpu": cpu, "cores": default_workers(), "python": platform.python_version(), "os": platform.platform()}
+
+
+def accuracy_by_source(data: Path, test, predictions) -> dict | None:
+    """Test accuracy per ``source`` and, for ``rebuilt`` rows, per ``text_match`` quartile (tipdm columns)."""
+    raw = read_table(data)
+    if not {"id", "source", "text_match"} <= set(raw.columns):
+        return None
+    raw = raw.set_index("id")
+    rows = test.assign(correct=[p.category == c for p, c in zip(predictions, test["category"])],
+                       source=raw.loc[test["id"], "source"].to_numpy(),
+                       text_match=pd.to_numeric(raw.loc[test["id"], "text_match"], errors="coerce").to_numpy())
+    by_source = {name: {"n": int(len(g)), "accuracy": float(g["correct"].mean())}
+                 for name, g in rows.groupby("source")}
+    rebuilt = rows[rows["source"] == "rebuilt"].dropna(subset=["text_match"])
+    quartiles = pd.qcut(rebuilt["text_match"], 4, duplicates="drop")
+    by_match = [{"text_match": f"({q.left:.3f}, {q.right:.3f}]", "n": int(len(g)), "accuracy": float(g["correct"].mean())}
+                for q, g in rebuilt.groupby(quartiles, observed=True)]
+    return {"by_source": by_source, "rebuilt_by_text_match_quartile": by_match}
 
 
 def main() -> None:
@@ -80,6 +102,7 @@ def main() -> None:
             started = time.perf_counter()
             predictor.predict_one(appeal)
             latencies.append((time.perf_counter() - started) * 1000)
+        breakdown = accuracy_by_source(args.data, test, predictor.predict(appeals))
         latencies.sort()
         p50 = statistics.median(latencies)
         p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
@@ -93,6 +116,7 @@ def main() -> None:
         "throughput_appeals_per_s": {str(k): round(v, 1) for k, v in throughput.items()},
         "latency_ms": {"p50": round(p50, 2), "p99": round(p99, 2)},
         "mean_appeal_chars": round(mean_chars, 1),
+        "test_accuracy_breakdown": breakdown,
     }
     print()
     print("| seed | macro-F1 | accuracy | ECE | train s |")
@@ -105,6 +129,14 @@ def main() -> None:
     for workers, rate in throughput.items():
         print(f"| batch throughput, {workers} process(es) | {rate:.0f} appeals/s |")
     print(f"| single appeal latency p50 / p99 | {p50:.1f} / {p99:.1f} ms |")
+    if breakdown:
+        print()
+        print(f"| seed {seed} test appeals | n | accuracy |")
+        print("|---|---|---|")
+        for name, r in breakdown["by_source"].items():
+            print(f"| source {name} | {r['n']} | {r['accuracy']:.4f} |")
+        for r in breakdown["rebuilt_by_text_match_quartile"]:
+            print(f"| rebuilt, text_match {r['text_match']} | {r['n']} | {r['accuracy']:.4f} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
     print(f"\nwritten {args.out}")
