@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from serving.batch import default_workers, predict_many
-from serving.predictor import AppealInput, Predictor
+from serving.model.batch import default_workers, predict_many
+from serving.model.predictor import AppealInput, Predictor
 from taxonomy import load_taxonomy
 from training.data import SplitConfig, assign_splits, load_frame, read_table
 from training.train import TrainConfig, train

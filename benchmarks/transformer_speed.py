@@ -33,7 +33,7 @@ def percentile_ms(times: list[float], q: float) -> float:
 
 
 def measure(run, sequences: list[list[int]], pad_id: int, batch: int = 32) -> dict:
-    from serving.encoding import length_batches, pad
+    from serving.model.encoding import length_batches, pad
 
     for seq in sequences[:10]:  # warm-up
         run(*pad([seq], pad_id))
@@ -54,7 +54,7 @@ def measure(run, sequences: list[list[int]], pad_id: int, batch: int = 32) -> di
 
 def pipeline(bundles: list[Path], titles: list[str], texts: list[str], data_dir: Path | None) -> dict:
     """``Predictor.predict_one`` per appeal and ``Predictor.predict`` over all: what the service runs."""
-    from serving.predictor import AppealInput, Predictor
+    from serving.model.predictor import AppealInput, Predictor
     from taxonomy import load_taxonomy
 
     taxonomy = load_taxonomy("beijing", data_dir=data_dir)
@@ -101,8 +101,8 @@ def main() -> int:
     import torch
     from tokenizers import Tokenizer
 
-    from serving.encoding import TextEncoding, encode_sequences
-    from serving.transformer import cpu_description, open_session
+    from serving.model.encoding import TextEncoding, encode_sequences
+    from serving.model.transformer import cpu_description, open_session
     from training.data import read_table
     from training.transformer.model import load_model
 

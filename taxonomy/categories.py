@@ -36,6 +36,7 @@ class _RawNode(BaseModel):
     scope: Scope | None = None
     needs_place: bool | None = None
     description: str | None = None
+    keywords: list[str] = Field(default_factory=list)
     children: list["_RawNode"] = Field(default_factory=list)
 
     @field_validator("children", mode="before")
@@ -70,6 +71,7 @@ class Category:
     scope: Scope = "local"
     needs_place: bool = True
     description: str | None = None
+    keywords: tuple[str, ...] = ()
     children: tuple["Category", ...] = field(default=(), repr=False)
 
     @property
@@ -222,6 +224,7 @@ def _build(raw: _RawNode, parent: tuple[str, ...], inherited: _Inherited, file: 
         scope=here.scope,
         needs_place=here.needs_place,
         description=raw.description,
+        keywords=tuple(k.strip() for k in raw.keywords if k.strip()),
         children=children,
     )
 

@@ -1,6 +1,6 @@
 """群体性诉求 and repeats: when appeals form a group, what a group changes, and what counts as a repeat.
 
-Rules (the service applies them at intake, ``serving.groups``):
+Rules (the service applies them at intake, ``serving.services.groups``):
 - an appeal joins the open group of its place (street, or district when ``place: district``) whose
   appeals it resembles (mean character 2–3-gram cosine to its three most similar members ≥
   ``similarity``) and whose last appeal is at most
@@ -11,7 +11,7 @@ Rules (the service applies them at intake, ``serving.groups``):
 - the same caller (phone) with the same text within ``duplicate_window_hours`` is a repeat: linked to
   the first ticket, never dispatched again, and not counted in volume or scores;
 - 城市问题台账: a hotspot of at least ``ledger_min_size`` appeals whose appeals span at least
-  ``ledger_recur_days`` days is a recurring problem and gets a ledger entry (see ``serving.ledger``).
+  ``ledger_recur_days`` days is a recurring problem and gets a ledger entry (see ``serving.services.ledger``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """四级响应: the four urgency levels, their deadlines and the signals that raise an appeal to each.
 
-Rules this module states (the rule layer in ``serving.rules`` evaluates them):
+Rules this module states (the rule layer in ``serving.model.rules`` evaluates them):
 - levels are 1 (特急, most urgent) to 4 (普通); each has a response deadline (签收) and a resolution
   deadline (办结) in hours, counted in calendar time or in working time (Saturdays and Sundays skipped);
 - levels are checked from most to least urgent and the first whose signals fire wins;

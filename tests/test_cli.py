@@ -139,7 +139,7 @@ def test_encoder_import_through_jiesu_refuses_a_missing_file(tmp_path):
 
 
 def test_serving_never_loads_training_or_torch():
-    code = ("import sys, serving.cli, serving.api.app, serving.predictor; "
+    code = ("import sys, serving.cli, serving.api.app, serving.model.predictor; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('training', 'torch', 'transformers')]; "
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

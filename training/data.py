@@ -21,12 +21,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from serving.appeals import JsonlError, read_jsonl
+from serving.model.appeals import JsonlError, read_jsonl
 from taxonomy import Taxonomy
 from taxonomy.text import normalize
 
 REQUIRED_COLUMNS = ("title", "text", "category")
-OPTIONAL_COLUMNS = ("id", "urgency", "appeal_type", "unit", "district", "street", "created_at")
+OPTIONAL_COLUMNS = ("id", "urgency", "appeal_type", "unit", "district", "street", "created_at", "department",
+                    "company")
+DEFAULT_SOURCES = "default"  # ``--data default``: the public labelled file plus the team's annotations
 SPLITS = ("train", "validation", "test")
 
 
@@ -109,8 +111,45 @@ def read_appeals(path: str | Path, taxonomy: Taxonomy, level: int = 1) -> pd.Dat
         out["appeal_type"] = ""
     for column in ("unit", "district", "street", "created_at"):
         out[column] = _strings(frame[column]) if column in frame.columns else ""
+    out["department"] = _departments(frame, taxonomy, path)
+    out["company"] = _companies(frame, taxonomy, path)
     out["source_file"] = str(path)
+    out["fixed_split"] = ""
+    out["origin"] = "file"
     return out
+
+
+def _departments(frame: pd.DataFrame, taxonomy: Taxonomy, path) -> list[str]:
+    """A ``department`` column (a department id), or one derived from a ``unit`` column that names a
+    department unit (``dept:housing@110105`` → ``housing``), as a corrections export does; else empty."""
+    known = {u.department_id for u in taxonomy.units.of_kind("department") if u.department_id}
+    if "department" in frame.columns:
+        values = _strings(frame["department"])
+        for row, value in enumerate(values, start=1):
+            if value and value not in known:
+                raise DataError(path, f"department {value!r} is not a department id of {taxonomy.name}", row=row,
+                                column="department")
+        return values
+    if "unit" not in frame.columns:
+        return [""] * len(frame)
+    out = []
+    for value in _strings(frame["unit"]):
+        unit = taxonomy.units.get(value) if value else None
+        out.append(unit.department_id if unit is not None and unit.kind == "department" else "")
+    return out
+
+
+def _companies(frame: pd.DataFrame, taxonomy: Taxonomy, path) -> list[str]:
+    """A ``company`` column: a company id, ``none`` (labelled: no company takes part), or empty (unknown)."""
+    if "company" not in frame.columns:
+        return [""] * len(frame)
+    known = {u.id.split(":", 1)[1] for u in taxonomy.units.of_kind("company")} | {"none"}
+    values = _strings(frame["company"])
+    for row, value in enumerate(values, start=1):
+        if value and value not in known:
+            raise DataError(path, f"company {value!r} is not a company id of {taxonomy.name}", row=row,
+                            column="company")
+    return values
 
 
 def read_unlabelled(path: str | Path) -> pd.DataFrame:
@@ -198,11 +237,20 @@ def duplicate_groups(titles: list[str], texts: list[str]) -> np.ndarray:
 
 
 def assign_splits(frame: pd.DataFrame, config: SplitConfig) -> np.ndarray:
-    """Split name per row: stratified by category, duplicate groups kept together, order-independent."""
+    """Split name per row: stratified by category, duplicate groups kept together, order-independent.
+    A row with a ``fixed_split`` of ``test`` (the annotations' blind test split) is test, and so is every
+    row that repeats it; the other rows are split by the fractions."""
     groups = duplicate_groups(list(frame["title"]), list(frame["text"]))
     members: dict[int, list[int]] = defaultdict(list)
     for row, group in enumerate(groups):
         members[group].append(row)
+    assignment = np.empty(len(frame), dtype=object)
+    if "fixed_split" in frame.columns:
+        fixed = frame["fixed_split"].to_numpy()
+        for group, rows in list(members.items()):
+            if any(fixed[r] == "test" for r in rows):
+                assignment[rows] = "test"
+                del members[group]
     titles, texts, categories = list(frame["title"]), list(frame["text"]), list(frame["category"])
     by_label: dict[str, list[tuple[str, list[int]]]] = defaultdict(list)
     for rows in members.values():
@@ -212,7 +260,6 @@ def assign_splits(frame: pd.DataFrame, config: SplitConfig) -> np.ndarray:
         key = hashlib.sha256("\x1f".join(sorted(titles[r] + "\x1e" + texts[r] for r in rows)).encode()).hexdigest()
         by_label[label].append((key, rows))
     rng = np.random.default_rng(config.seed)
-    assignment = np.empty(len(frame), dtype=object)
     for label in sorted(by_label):
         items = sorted(by_label[label])
         order = rng.permutation(len(items))
@@ -240,10 +287,55 @@ def fingerprint(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def load_frame(paths: list[str | Path], taxonomy: Taxonomy, level: int = 1) -> pd.DataFrame:
+def default_sources(data_dir: str | Path | None = None) -> list[Path]:
+    """The default training set: the public labelled file and every annotation file of the project."""
+    from taxonomy.profile import PROJECT_ROOT, default_data_dir
+
+    public = Path(data_dir or default_data_dir()) / "tipdm2020c" / "appeals_labelled.csv"
+    if not public.exists():
+        raise DataError(public, "file not found: the default training set needs the shared data "
+                                "(set JIESU_DATA_DIR, or give --data FILE)")
+    return [public, *sorted((PROJECT_ROOT / "data" / "annotations").glob("*.jsonl"))]
+
+
+def expand_sources(paths: list[str | Path], data_dir: str | Path | None = None) -> list[Path]:
+    """``default`` among the paths stands for the default training set."""
+    out: list[Path] = []
+    for path in paths:
+        out += default_sources(data_dir) if str(path) == DEFAULT_SOURCES else [Path(path)]
+    return list(dict.fromkeys(out))
+
+
+def load_frame(paths: list[str | Path], taxonomy: Taxonomy, level: int = 1,
+               data_dir: str | Path | None = None) -> pd.DataFrame:
+    """Every file's rows, validated. Annotation files (ids and labels) are joined to their texts from
+    ``data_dir``; an annotated row replaces the same row (file and id) of a plain file, whose labels it
+    extends."""
+    from training.annotation.load import is_annotation_file, load_annotations
+    from taxonomy.profile import default_data_dir
+
+    paths = expand_sources(paths, data_dir)
     if not paths:
         raise ValueError("no data files given")
-    return pd.concat([read_appeals(p, taxonomy, level) for p in paths], ignore_index=True)
+    parts = []
+    for path in paths:
+        if is_annotation_file(path):
+            part = load_annotations(path, taxonomy, data_dir or default_data_dir())
+            part["category"] = ["/".join(p.split("/")[:level]) if p.count("/") + 1 >= level else ""
+                                for p in part["category_path"]]
+            if (part["category"] == "").any():
+                raise DataError(path, f"some annotations stop above level {level}", column="category")
+        else:
+            part = read_appeals(path, taxonomy, level)
+        parts.append(part)
+    frame = pd.concat(parts, ignore_index=True)
+    annotated = {(Path(f).name, i) for f, i, o in zip(frame["source_file"], frame["id"], frame["origin"])
+                 if o == "annotation"}
+    if annotated:
+        superseded = [o != "annotation" and (Path(f).name, i) in annotated
+                      for f, i, o in zip(frame["source_file"], frame["id"], frame["origin"])]
+        frame = frame[~np.array(superseded, dtype=bool)].reset_index(drop=True)
+    return frame
 
 
 def load_appeals(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from serving.charts import cjk_font
+from serving.analytics.charts import cjk_font
 
 if TYPE_CHECKING:
     from taxonomy import Taxonomy
@@ -146,84 +146,53 @@ def write_report(directory: Path, metrics: dict, title: str) -> None:
     (directory / "report.md").write_text(report_markdown(metrics, title, display), encoding="utf-8")
 
 
-def evaluate_bundle(bundle: Path, data: list[Path], taxonomy: Taxonomy, out: Path | None = None) -> dict:
-    """Recompute the report for a bundle on any labelled file(s)."""
-    from serving.bundle import read_manifest
-    from serving.predictor import load_category_model
+def evaluate_bundle(bundle: Path, data: list[Path], taxonomy: Taxonomy, out: Path | None = None,
+                    data_dir: Path | None = None) -> dict:
+    """Recompute the report for a bundle on any labelled file(s): the first-level head on the appeals whose
+    category it knows, each other head against the labels the data carries, and the routing numbers
+    (``training.route_metrics``) as the service decides, on every appeal."""
+    from serving.model.appeals import AppealInput
+    from serving.model.predictor import Predictor
     from training.data import load_frame
+    from training.route_metrics import route_markdown, route_metrics
 
-    manifest = read_manifest(bundle)
-    model = load_category_model(manifest)
-    level = int(manifest.heads["category"].get("level", 1))
-    frame = load_frame(data, taxonomy, level)
-    unknown = sorted(set(frame["category"]) - set(model.labels))
-    if unknown:
-        raise ValueError(f"the data has categories the model does not know: {', '.join(unknown)}")
+    predictor = Predictor(bundle, taxonomy)
+    model = predictor.model
+    level = int(predictor.manifest.heads["category"].get("level", 1))
+    frame = load_frame(data, taxonomy, level, data_dir)
+    known = frame["category"].isin(model.labels).to_numpy()
+    if not known.any():
+        raise ValueError(f"the data has no appeal of a category the model knows ({', '.join(model.labels[:5])} …)")
     heads = model.predict_all(list(frame["title"]), list(frame["text"]))
-    metrics = compute_metrics(model.labels, list(frame["category"]), heads["category"])
-    extra = _head_metrics(model, heads, frame) | _served_metrics(bundle, taxonomy, frame)
+    metrics = compute_metrics(model.labels, list(frame["category"][known]), heads["category"][known])
+    extra = _head_metrics(model, heads, frame)
+    predictions = predictor.predict([AppealInput(text=x or t, title=t) for t, x in zip(frame["title"], frame["text"])])
+    routing = route_metrics(frame, predictions, predictor.decisions.dispatch)
+    metrics["routing_report"] = routing
     if extra:
         metrics["heads"] = {name: {k: m[k] for k in ("n", "accuracy", "macro_f1")} for name, m in extra.items()}
     if out is not None:
-        write_report(Path(out), metrics, f"category ({len(frame)} appeals from {', '.join(p.name for p in data)})")
+        out = Path(out)
+        write_report(out, metrics, f"category ({len(frame)} appeals from {', '.join(Path(p).name for p in data)})")
+        with (out / "report.md").open("a", encoding="utf-8") as fh:
+            fh.write("\n" + route_markdown(routing, f"Routing ({routing['n']} appeals, as the service decides)"))
+        (out / "report_routing.json").write_text(json.dumps(routing, ensure_ascii=False, indent=2), encoding="utf-8")
         if extra:
-            (Path(out) / "report_heads.json").write_text(json.dumps(extra, ensure_ascii=False, indent=2),
-                                                         encoding="utf-8")
+            (out / "report_heads.json").write_text(json.dumps(extra, ensure_ascii=False, indent=2), encoding="utf-8")
     return metrics
 
 
-def _labelled(frame, head: str) -> tuple[np.ndarray, list[str]]:
-    """Rows of ``frame`` that carry a label for ``head`` and those labels."""
-    if head == "urgency":
-        rows = np.flatnonzero(frame["urgency"].isin([1, 2, 3, 4]).to_numpy())
-        return rows, [str(int(v)) for v in frame["urgency"].iloc[rows]]
-    if head == "appeal_type":
-        rows = np.flatnonzero((frame["appeal_type"] != "").to_numpy())
-        return rows, list(frame["appeal_type"].iloc[rows])
-    depth = int(head.rsplit("_l", 1)[1])
-    cut = ["/".join(p.split("/")[:depth]) if p.count("/") + 1 >= depth else "" for p in frame["category_path"]]
-    rows = np.flatnonzero(np.array([bool(c) for c in cut], dtype=bool))
-    return rows, [cut[r] for r in rows]
-
-
 def _head_metrics(model, heads: dict, frame) -> dict:
-    """Each extra head of the model against the data's own labels, where it has them."""
+    """Each head of the model other than the first level, alone, against the data's own labels."""
+    from training.heads import head_values
+
     out = {}
     for name, probabilities in heads.items():
         if name == "category":
             continue
         labels = model.heads[name]
-        rows, truth = _labelled(frame, name)
-        keep = [i for i, t in enumerate(truth) if t in labels]
-        if keep:
-            out[f"{name} (head)"] = compute_metrics(labels, [truth[i] for i in keep], probabilities[rows[keep]])
-    return out
-
-
-def _served_metrics(bundle: Path, taxonomy: Taxonomy, frame) -> dict:
-    """Urgency and appeal type as the service assigns them (rules first, heads where no rule fired)."""
-    from serving.appeals import AppealInputError
-    from serving.predictor import AppealInput, Predictor, validate_appeal
-
-    wanted = {name: _labelled(frame, name) for name in ("urgency", "appeal_type")}
-    if not any(len(rows) for rows, _ in wanted.values()):
-        return {}
-    accepted = {}
-    for row in sorted(set().union(*(rows.tolist() for rows, _ in wanted.values()))):
-        title, text = frame["title"].iloc[row], frame["text"].iloc[row]
-        try:
-            accepted[row] = validate_appeal(AppealInput(text=text or title, title=title))
-        except AppealInputError:
-            continue  # too long for the service: it would refuse the appeal, so it has no served label
-    served = dict(zip(accepted, Predictor(bundle, taxonomy).predict(list(accepted.values()))))
-    out = {}
-    for name, (rows, truth) in wanted.items():
-        pairs = [(truth[i], r) for i, r in enumerate(rows) if r in served]
-        if not pairs:
-            continue
-        labels = ["1", "2", "3", "4"] if name == "urgency" else list(taxonomy.appeal_types.names)
-        got = [str(served[r].urgency) if name == "urgency" else served[r].appeal_type for _, r in pairs]
-        onehot = np.zeros((len(pairs), len(labels)))
-        onehot[np.arange(len(pairs)), [labels.index(g) for g in got]] = 1.0
-        out[f"{name} (served)"] = compute_metrics(labels, [t for t, _ in pairs], onehot)
+        truth = head_values(frame, name)
+        rows = [i for i, t in enumerate(truth) if t in labels]
+        if rows:
+            out[f"{name} (head)"] = compute_metrics(labels, [truth[i] for i in rows], probabilities[rows])
     return out

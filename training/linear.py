@@ -19,8 +19,8 @@ import scipy.sparse as sp
 from scipy.optimize import minimize_scalar
 from sklearn.svm import LinearSVC
 
-from serving.features import DEFAULT_FEATURES, FeatureSpec, Preprocessing, views
-from serving.linear import block_texts, column_map, document_frequency, make_hasher, smooth_idf, softmax, tfidf
+from serving.model.features import DEFAULT_FEATURES, FeatureSpec, Preprocessing, views
+from serving.model.linear import block_texts, column_map, document_frequency, make_hasher, smooth_idf, softmax, tfidf
 
 
 @dataclass(frozen=True)
@@ -126,3 +126,149 @@ def fit_linear(train_titles, train_texts, train_labels, val_titles, val_texts, v
             y_all = np.concatenate([y_train, [index[val_labels[i]] for i in known]])
             columns, idfs, coef, intercept = _fit_svm(config, titles, texts, y_all, len(labels), seed)
     return FittedLinear(labels, columns, idfs, coef, intercept, temperature, config, validation_scores, known)
+
+
+@dataclass
+class HeadSpec:
+    """One head of the multi-head linear model: a label (or None) per training and validation row.
+    ``parents`` (label → parent label) marks a deeper category head: its probabilities are read within
+    the parent's children, so its temperature is fitted on that conditional."""
+
+    name: str
+    train: list[str | None]
+    validation: list[str | None]
+    parents: dict[str, str] | None = None
+    min_count: int = 1
+    train_weights: list[float] | None = None  # per training row (and validation row, for the refit)
+    validation_weights: list[float] | None = None
+
+
+@dataclass
+class FittedHead:
+    name: str
+    labels: list[str]
+    coef: np.ndarray
+    intercept: np.ndarray
+    temperature: float
+    validation_probabilities: np.ndarray  # every validation row, from the train-only model
+    n_train: dict[str, int]  # labelled rows per label (train + validation, as refitted)
+
+
+@dataclass
+class FittedHeads:
+    columns: list[np.ndarray]
+    idfs: list[np.ndarray]
+    heads: dict[str, FittedHead]
+    config: LinearConfig
+
+
+def fit_temperature_within(scores: np.ndarray, y: np.ndarray, siblings: list[np.ndarray]) -> float:
+    """The temperature minimising the NLL of each true label within its own sibling set."""
+
+    def nll(log_t: float) -> float:
+        t = float(np.exp(log_t))
+        total = 0.0
+        for i, columns in enumerate(siblings):
+            z = scores[i, columns] / t
+            z = z - z.max()
+            total -= z[list(columns).index(y[i])] - np.log(np.exp(z).sum())
+        return total / max(len(siblings), 1)
+
+    result = minimize_scalar(nll, bounds=(np.log(0.01), np.log(100.0)), method="bounded")
+    return float(np.exp(result.x))
+
+
+def _head_labels(spec: HeadSpec, values: list[str | None]) -> list[str]:
+    counts: dict[str, int] = {}
+    for v in values:
+        if v:
+            counts[v] = counts.get(v, 0) + 1
+    return sorted(label for label, n in counts.items() if n >= spec.min_count)
+
+
+def _svm(config: LinearConfig, x, y, n_labels: int, seed: int, weights=None):
+    if n_labels == 1:  # one label seen: a constant head (within its parent it says that child)
+        return np.zeros((1, x.shape[1]), dtype=np.float32), np.zeros(1, dtype=np.float32)
+    classifier = LinearSVC(C=config.C, class_weight=config.class_weight, max_iter=config.max_iter, random_state=seed)
+    classifier.fit(x, y, sample_weight=None if weights is None else np.asarray(weights, dtype=np.float64))
+    coef, intercept = classifier.coef_, classifier.intercept_
+    if n_labels == 2:
+        coef, intercept = np.vstack([-coef[0], coef[0]]), np.array([-intercept[0], intercept[0]])
+    return coef, intercept
+
+
+def _calibrate(spec: HeadSpec, labels: list[str], scores: np.ndarray, truth: list[str | None]) -> float:
+    index = {label: i for i, label in enumerate(labels)}
+    rows = [i for i, v in enumerate(truth) if v in index]
+    if not rows:
+        return 1.0
+    y = np.array([index[truth[i]] for i in rows])
+    if spec.parents is None:
+        return fit_temperature(scores[rows], y)
+    by_parent: dict[str, list[int]] = {}
+    for label, i in index.items():
+        by_parent.setdefault(spec.parents.get(label, ""), []).append(i)
+    siblings = [np.array(by_parent[spec.parents.get(truth[i], "")]) for i in rows]
+    keep = [k for k, s in enumerate(siblings) if len(s) > 1]
+    if not keep:
+        return 1.0
+    return fit_temperature_within(scores[rows][keep], y[keep], [siblings[k] for k in keep])
+
+
+def fit_heads(train_titles, train_texts, val_titles, val_texts, heads: list[HeadSpec],
+              config: LinearConfig = LinearConfig(), seed: int = 13, refit: bool = True, log=None) -> FittedHeads:
+    """Fit every head on shared TF-IDF blocks; calibrate each on validation, then (with ``refit``) fit
+    again on train + validation keeping the temperatures. Validation probabilities are the train-only
+    model's, so everything chosen on them stays honest."""
+    train_counts = count_blocks(config, list(train_titles), list(train_texts))
+    val_counts = count_blocks(config, list(val_titles), list(val_texts)) if len(val_titles) else None
+    columns, idfs = _vocabulary(config, train_counts)
+    x_train = _matrix(config, train_counts, columns, idfs)
+    x_val = _matrix(config, val_counts, columns, idfs) if val_counts is not None else None
+    fitted: dict[str, FittedHead] = {}
+    for spec in heads:
+        labels = _head_labels(spec, spec.train)
+        if not labels or (len(labels) < 2 and spec.name == "category"):
+            if log and labels:
+                log(f"linear head {spec.name}: fewer than two labels in training, left out")
+            continue
+        index = {label: i for i, label in enumerate(labels)}
+        rows = [i for i, v in enumerate(spec.train) if v in index]
+        weights = [spec.train_weights[i] for i in rows] if spec.train_weights is not None else None
+        coef, intercept = _svm(config, x_train[rows], np.array([index[spec.train[i]] for i in rows]), len(labels), seed,
+                               weights)
+        if x_val is not None:
+            scores = np.asarray(x_val @ coef.T) + intercept
+            temperature = _calibrate(spec, labels, scores, spec.validation)
+            probabilities = softmax(scores, temperature)
+        else:
+            temperature, probabilities = 1.0, np.zeros((0, len(labels)))
+        fitted[spec.name] = FittedHead(spec.name, labels, coef, intercept, temperature, probabilities, {})
+    if refit and val_counts is not None:
+        all_counts = [sp.vstack([a, b], format="csr") for a, b in zip(train_counts, val_counts)]
+        columns, idfs = _vocabulary(config, all_counts)
+        x_all = _matrix(config, all_counts, columns, idfs)
+    else:
+        x_all = x_train
+    for spec in heads:
+        head = fitted.get(spec.name)
+        if head is None:
+            continue
+        refitting = refit and val_counts is not None
+        values = list(spec.train) + (list(spec.validation) if refitting else [])
+        index = {label: i for i, label in enumerate(head.labels)}
+        rows = [i for i, v in enumerate(values) if v in index]
+        if refitting:
+            weights = None
+            if spec.train_weights is not None:
+                every = list(spec.train_weights) + list(spec.validation_weights or [1.0] * len(spec.validation))
+                weights = [every[i] for i in rows]
+            head.coef, head.intercept = _svm(config, x_all[rows], np.array([index[values[i]] for i in rows]),
+                                             len(head.labels), seed, weights)
+        head.n_train = {label: 0 for label in head.labels}
+        for i in rows:
+            head.n_train[values[i]] += 1
+        if log:
+            log(f"linear head {spec.name}: {len(head.labels)} labels, {len(rows)} rows, "
+                f"temperature {head.temperature:.3f}")
+    return FittedHeads(columns, idfs, fitted, config)

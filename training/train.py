@@ -22,12 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.bundle import Manifest, write_manifest
-from serving.linear import LinearCategoryModel, softmax, write_weights
+from serving.model.bundle import Manifest, write_manifest
+from serving.model.linear import LinearCategoryModel, softmax, write_weights
 from taxonomy import Taxonomy
 from training.data import SplitConfig, assign_splits, fingerprint, load_frame, read_unlabelled
 from training.evaluate import compute_metrics, evaluate_bundle, write_report
-from training.linear import LinearConfig, fit_linear
+from training.decide import ValidationSet, choose_decisions
+from training.heads import ROUTER_HEADS, head_values, parents
+from training.linear import HeadSpec, LinearConfig, fit_heads
+from training.route_metrics import route_markdown, route_metrics
 
 
 KINDS = ("linear", "transformer", "ensemble")
@@ -40,8 +43,9 @@ class TrainConfig:
     kind: str = "linear"
     seed: int = 13
     validation: float = 0.1
-    test: float = 0.1
+    test: float | None = None  # of the rows outside a fixed test split; None: 0.1 without one, else 0
     level: int = 1
+    data_dir: Path | None = None
     C: float = 1.0
     # transformer and ensemble kinds
     base_model: str | None = None
@@ -98,18 +102,22 @@ def train(config: TrainConfig, taxonomy: Taxonomy, log=print) -> TrainResult:
                                  "(use --device cpu, or --prepare-only and fine-tune on a GPU machine)")
     for path in config.unlabelled:  # a bad file stops the run before any work, not after the split
         read_unlabelled(path)
-    frame = load_frame(config.data, taxonomy, config.level)
-    frame["split"] = assign_splits(frame, SplitConfig(config.validation, config.test, config.seed))
+    frame = load_frame(config.data, taxonomy, config.level, config.data_dir)
+    fixed_test = bool((frame["fixed_split"] == "test").any())
+    test_fraction = config.test if config.test is not None else (0.0 if fixed_test else 0.1)
+    frame["split"] = assign_splits(frame, SplitConfig(config.validation, test_fraction, config.seed))
     parts = {name: frame[frame["split"] == name] for name in ("train", "validation", "test")}
     sizes = {name: int(len(part)) for name, part in parts.items()}
-    log(f"data: {len(frame)} appeals from {len(config.data)} file(s); split {sizes}")
+    log(f"data: {len(frame)} appeals from {len(config.data)} source(s); split {sizes}"
+        + (" (test: the annotations' blind split)" if fixed_test and test_fraction == 0 else ""))
     if sizes["train"] == 0:
         raise ValueError("the training split is empty: give more data or smaller validation/test fractions")
     training_data = {
         "files": [str(p) for p in config.data],
         "fingerprint": fingerprint(frame),
         "rows": int(len(frame)),
-        "split": {"seed": config.seed, "validation": config.validation, "test": config.test, "sizes": sizes},
+        "split": {"seed": config.seed, "validation": config.validation, "test": test_fraction,
+                  "fixed_test": fixed_test, "sizes": sizes},
     }
     if config.prepare_only:
         if config.kind == "linear":
@@ -136,10 +144,13 @@ def train(config: TrainConfig, taxonomy: Taxonomy, log=print) -> TrainResult:
         seconds = time.perf_counter() - started
         manifest_data["metrics"] = {
             name: {k: m[k] for k in ("n", "accuracy", "macro_f1", "weighted_f1", "ece")} for name, m in metrics.items()
+            if name in ("validation", "test")
         }
+        if "routing" in metrics:
+            manifest_data["metrics"]["routing"] = _routing_summary(metrics["routing"])
         manifest_data["metrics"]["train_seconds"] = round(seconds, 2)
         manifest_data["train_config"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()
-                                         if k not in ("data", "out", "progress", "unlabelled")}
+                                         if k not in ("data", "out", "progress", "unlabelled", "data_dir")}
         if config.unlabelled:
             manifest_data["train_config"]["unlabelled"] = [str(p) for p in config.unlabelled]
         write_manifest(staging, manifest_data)
@@ -148,6 +159,25 @@ def train(config: TrainConfig, taxonomy: Taxonomy, log=print) -> TrainResult:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return TrainResult(out, metrics, time.perf_counter() - started, sizes)
+
+
+def _routing_summary(routing: dict) -> dict:
+    """The headline routing numbers per evaluated split, for the manifest."""
+    out = {}
+    for name, m in routing.items():
+        summary = {f"level{d}_{k}": m[f"level{d}"][k] for d in (1, 2, 3) if f"level{d}" in m
+                   for k in ("accuracy", "macro_f1")}
+        if "department" in m:
+            summary["department_accuracy"] = m["department"]["accuracy"]
+        if "urgency" in m:
+            summary.update({k: m["urgency"][k] for k in ("macro_f1_3way", "urgent_recall", "urgent_precision")})
+        if "appeal_type" in m:
+            summary["type_macro_f1"] = m["appeal_type"]["macro_f1"]
+        auto = m.get("auto_dispatch", {})
+        if "share" in auto:
+            summary.update({"auto_dispatch_share": auto["share"], "auto_dispatch_accuracy": auto["accuracy"]})
+        out[name] = summary
+    return out
 
 
 def _check_base_model(base_model: str) -> None:
@@ -160,40 +190,88 @@ def _check_base_model(base_model: str) -> None:
 
 
 def _linear_bundle(staging: Path, config: TrainConfig, taxonomy: Taxonomy, parts: dict, training_data: dict, log):
-    """Fit the linear model into ``staging``; returns (manifest data, metrics, validation probabilities
-    of the train-only model with their row positions in the validation split)."""
+    """Fit the linear router into ``staging``: every head the data labels (the category path, urgency, type,
+    department, company) over shared features, decisions chosen on validation. Returns (manifest data,
+    metrics, validation probabilities of the train-only category head with their validation row positions)."""
     linear_config = LinearConfig(C=config.C)
-    fitted = fit_linear(
-        list(parts["train"]["title"]), list(parts["train"]["text"]), list(parts["train"]["category"]),
-        list(parts["validation"]["title"]), list(parts["validation"]["text"]), list(parts["validation"]["category"]),
-        linear_config, seed=config.seed,
-    )
-    log(f"linear: {len(fitted.labels)} classes, {fitted.coef.shape[1]} features, temperature {fitted.temperature:.3f}")
-    write_weights(staging, linear_config.features, fitted.columns, fitted.idfs, fitted.coef, fitted.intercept,
-                  fitted.temperature)
+    train_part, validation_part = parts["train"], parts["validation"]
+    specs = []
+    for head in ROUTER_HEADS:
+        values = head_values(train_part, head)
+        parent_map = parents(sorted({v for v in values if v})) if head in ("category_l2", "category_l3") else None
+        specs.append(HeadSpec(head, values, head_values(validation_part, head), parent_map))
+    fitted = fit_heads(list(train_part["title"]), list(train_part["text"]), list(validation_part["title"]),
+                       list(validation_part["text"]), specs, linear_config, seed=config.seed, log=log)
+    if "category" not in fitted.heads:
+        raise ValueError("training needs at least two categories")
+    category = fitted.heads["category"]
+    extra = {name: (h.coef, h.intercept, h.temperature) for name, h in fitted.heads.items() if name != "category"}
+    write_weights(staging, linear_config.features, fitted.columns, fitted.idfs, category.coef, category.intercept,
+                  category.temperature, extra)
+    heads = {"category": {"labels": category.labels, "level": config.level},
+             **{name: {"labels": h.labels} for name, h in fitted.heads.items() if name != "category"}}
     manifest_data = {
         "kind": "linear",
-        "heads": {"category": {"labels": fitted.labels, "level": config.level}},
+        "heads": heads,
+        "head_counts": {name: h.n_train for name, h in fitted.heads.items()},
         "preprocessing": linear_config.preprocessing.to_dict(),
         "features": [spec.to_dict() for spec in linear_config.features],
         "classifier": {"type": "LinearSVC", "C": linear_config.C, "class_weight": linear_config.class_weight,
-                       "calibration": "temperature (fitted on validation)", "temperature": fitted.temperature,
-                       "refit_on": "train+validation"},
+                       "calibration": "temperature per head (fitted on validation; deeper category levels within "
+                                      "their parent)",
+                       "temperatures": {name: h.temperature for name, h in fitted.heads.items()},
+                       "temperature": category.temperature, "refit_on": "train+validation"},
         "taxonomy": {"profile": taxonomy.name},
         "training_data": training_data,
     }
-    served = LinearCategoryModel(Manifest(staging, manifest_data))  # evaluate what serving will load
     metrics, validation = {}, None
-    if fitted.validation_scores is not None:  # the train-only model, before the refit saw validation
-        rows = parts["validation"].iloc[fitted.validation_rows]
-        validation = (np.asarray(fitted.validation_rows), softmax(fitted.validation_scores, fitted.temperature))
-        metrics["validation"] = compute_metrics(fitted.labels, list(rows["category"]), validation[1])
-    test = parts["test"][parts["test"]["category"].isin(fitted.labels)]
+    known = [i for i, y in enumerate(validation_part["category"]) if y in set(category.labels)]
+    if known:  # the train-only model, before the refit saw validation
+        validation = (np.asarray(known), category.validation_probabilities[known])
+        metrics["validation"] = compute_metrics(category.labels, list(validation_part["category"].iloc[known]),
+                                                validation[1])
+    if len(validation_part) and _learns_routing(fitted.heads):
+        probabilities = {name: h.validation_probabilities for name, h in fitted.heads.items()}
+        decisions = choose_decisions(ValidationSet(validation_part.reset_index(drop=True), probabilities,
+                                                   {n: h.labels for n, h in fitted.heads.items()},
+                                                   manifest_data["head_counts"]), taxonomy, log)
+        manifest_data["decision"] = decisions.to_dict()
+    served = LinearCategoryModel(Manifest(staging, manifest_data))  # evaluate what serving will load
+    test = parts["test"][parts["test"]["category"].isin(category.labels)]
     if len(test):
         probabilities = served.predict_proba(list(test["title"]), list(test["text"]))
-        metrics["test"] = compute_metrics(fitted.labels, list(test["category"]), probabilities)
+        metrics["test"] = compute_metrics(category.labels, list(test["category"]), probabilities)
     _write_reports(staging, metrics)
+    _route_report(staging, Manifest(staging, manifest_data), taxonomy, parts, metrics)
     return manifest_data, metrics, validation
+
+
+def _learns_routing(heads: dict) -> bool:
+    """A bundle chooses routing decisions where people's labels taught it more than the first level."""
+    return any(name in heads for name in ("category_l2", "urgency", "appeal_type", "department"))
+
+
+def _route_report(staging: Path, manifest: Manifest, taxonomy: Taxonomy, parts: dict, metrics: dict) -> None:
+    """The router's numbers on the test split (and the blind annotations among it), as the service decides."""
+    from serving.model.predictor import AppealInput, Predictor
+
+    test = parts["test"].reset_index(drop=True)
+    if not len(test):
+        return
+    predictor = Predictor(staging, taxonomy, manifest=manifest)
+    predictions = predictor.predict([AppealInput(text=x or t, title=t) for t, x in zip(test["title"], test["text"])])
+    threshold = predictor.decisions.dispatch
+    routing = {"test": route_metrics(test, predictions, threshold)}
+    blind = (test["fixed_split"] == "test").to_numpy()
+    if blind.any() and not blind.all():
+        rows = np.flatnonzero(blind)
+        routing["test_annotated"] = route_metrics(test.iloc[rows].reset_index(drop=True),
+                                                  [predictions[i] for i in rows], threshold)
+    metrics["routing"] = routing
+    (staging / "report_routing.json").write_text(json.dumps(routing, ensure_ascii=False, indent=2), encoding="utf-8")
+    with (staging / "report.md").open("a", encoding="utf-8") as fh:
+        for name, values in routing.items():
+            fh.write("\n" + route_markdown(values, f"Routing on {name} ({values['n']} appeals)"))
 
 
 def _write_reports(staging: Path, metrics: dict, name: str = "category") -> str | None:
@@ -290,7 +368,7 @@ def _ensemble_bundle(staging: Path, config: TrainConfig, taxonomy: Taxonomy, fra
         "taxonomy": {"profile": taxonomy.name},
         "training_data": training_data,
     }
-    from serving.predictor import load_category_model  # evaluate the ensemble as it will be served
+    from serving.model.predictor import load_category_model  # evaluate the ensemble as it will be served
 
     served = load_category_model(Manifest(staging, manifest_data))
     metrics = {}

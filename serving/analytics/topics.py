@@ -27,7 +27,7 @@ WEIGHTS = {"share": 0.4, "growth": 0.2, "unresolved": 0.2, "dissatisfied": 0.2}
 
 
 def month_bounds(month: str, offset: int = 0) -> tuple[datetime, datetime, str]:
-    from serving.scores import HOTLINE_TZ, parse_month
+    from serving.services.scores import HOTLINE_TZ, parse_month
 
     year, number = map(int, month.split("-"))
     number += offset

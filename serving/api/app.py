@@ -21,11 +21,11 @@ from sqlalchemy.exc import StatementError
 from serving.api.metrics import Metrics, MetricsMiddleware
 from serving.api.routes import analytics, ledger, ops, reports, review, scores, tickets, topics, ui, units
 from serving.api.state import ServiceState
-from serving.bundle import BundleError
-from serving.keys import create_key
+from serving.model.bundle import BundleError
+from serving.services.keys import create_key
 from serving.settings import Settings
 from serving.store.db import make_engine, migrate, session_factory
-from serving.units import sync_units
+from serving.services.units import sync_units
 from taxonomy import load_taxonomy
 
 logger = logging.getLogger("jiesu")
@@ -53,7 +53,7 @@ def build_state(settings: Settings) -> ServiceState:
 
 def supervision_loop(state: ServiceState, stop: threading.Event) -> None:
     """督办: flag overdue tickets every ``supervise_interval_s`` seconds until the app stops."""
-    from serving.tickets import TicketService
+    from serving.services.tickets import TicketService
 
     while not stop.wait(state.settings.supervise_interval_s):
         try:

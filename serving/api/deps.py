@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from serving.api.state import ServiceState
 from serving.domain.workflow import Actor
-from serving.keys import authenticate
+from serving.services.keys import authenticate
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: Authorization: Bearer <key>")
 

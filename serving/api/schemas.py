@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from serving.appeals import MAX_TEXT_CHARS, MAX_TITLE_CHARS
+from serving.model.appeals import MAX_TEXT_CHARS, MAX_TITLE_CHARS
 from taxonomy.text import normalize
 
 def require_timezone(value: datetime | None) -> datetime | None:
@@ -68,13 +68,22 @@ class UnitRef(BaseModel):
 
 
 class Category(BaseModel):
-    label: str
-    confidence: float
-    top3: list[tuple[str, float]]
+    label: str = Field(description="The category path the router is sure of, as a label: 城乡建设/供暖")
+    confidence: float = Field(description="The joint confidence of that path")
+    top3: list[tuple[str, float]] = Field(description="The three most probable first-level categories")
+    path: list[str] = Field(default_factory=list, description="The path, one name per level")
+    confidences: list[float] = Field(default_factory=list, description="The joint confidence per level of path")
+    guess: list[str] = Field(default_factory=list, description="The most probable path, as deep as the model reads "
+                                                                 "(deeper than path where a level fell below its threshold)")
+    failed_level: int | None = Field(None, description="The first level whose confidence fell below its threshold")
 
 
 class Classification(BaseModel):
     category: Category
+    department: str | None = Field(None, description="The sector department that owns the problem (an id of the "
+                                                     "profile's departments)")
+    department_confidence: float | None = None
+    company: str | None = Field(None, description="The utility company, for its own service")
     urgency: int
     urgency_reason: str
     appeal_type: str

@@ -22,7 +22,11 @@ def ticket_out(ticket: TicketRow, taxonomy: Taxonomy, with_events: bool = False)
         title=ticket.title, text=ticket.text,
         classification=Classification(
             category=Category(label=ticket.category, confidence=ticket.category_confidence,
-                              top3=[tuple(x) for x in c.get("category_top3", [])]),
+                              top3=[tuple(x) for x in c.get("category_top3", [])],
+                              path=ticket.category.split("/"), confidences=c.get("category_confidences", []),
+                              guess=c.get("category_guess", []), failed_level=c.get("category_failed_level")),
+            department=ticket.department_id, department_confidence=c.get("department_confidence"),
+            company=ticket.company_id,
             urgency=ticket.urgency, urgency_reason=c.get("urgency_reason", ""), appeal_type=ticket.appeal_type,
             district=c.get("district"), street=c.get("street")),
         dispatch=Dispatch(mode=ticket.mode, primary_unit=unit_ref(ticket.primary_unit_id, taxonomy),

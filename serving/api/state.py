@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from serving.predictor import Predictor
+from serving.model.predictor import Predictor
 from serving.settings import Settings
 from taxonomy import Taxonomy
 

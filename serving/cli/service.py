@@ -35,7 +35,7 @@ def _session(settings: Settings):
 
 
 def _synced_session(settings: Settings):
-    from serving.units import sync_units
+    from serving.services.units import sync_units
     from taxonomy import load_taxonomy
 
     taxonomy = load_taxonomy(settings.profile, data_dir=settings.data_dir)
@@ -72,7 +72,7 @@ def keys_create(
     database_url: DbOpt = None,
 ) -> None:
     """Create an API key and print it (only its hash is stored)."""
-    from serving.keys import create_key
+    from serving.services.keys import create_key
 
     session, _ = _synced_session(_settings(database_url))
     with session:
@@ -83,7 +83,7 @@ def keys_create(
 def units_import(file: Annotated[Path, typer.Argument(help="Official street list (code,name,areaCode).")],
                  database_url: DbOpt = None) -> None:
     """Import an official street list into the registry."""
-    from serving.units import import_units
+    from serving.services.units import import_units
 
     session, taxonomy = _synced_session(_settings(database_url))
     with session:
@@ -96,7 +96,7 @@ def scores(
     database_url: DbOpt = None,
 ) -> None:
     """Print the month's 三率 scores and ranks as JSON lines."""
-    from serving.scores import monthly_scores
+    from serving.services.scores import monthly_scores
 
     session, taxonomy = _synced_session(_settings(database_url))
     with session:
@@ -107,7 +107,7 @@ def scores(
 
 def supervise(database_url: DbOpt = None) -> None:
     """督办: flag every overdue open ticket with a supervised event (run it from a scheduler)."""
-    from serving.tickets import TicketService
+    from serving.services.tickets import TicketService
 
     session, taxonomy = _synced_session(_settings(database_url))
     with session:
@@ -130,6 +130,7 @@ def corrections_export(out: Annotated[Path, typer.Option("--out", help="JSONL fi
             fh.write(json.dumps({
                 "id": f"correction-{row.id}", "title": row.title, "text": row.text, "category": row.category,
                 "urgency": row.urgency, "appeal_type": row.appeal_type, "unit": row.unit_id or "",
+                "department": row.department or "", "company": row.company or "",
                 "district": row.district_id or "", "created_at": row.created_at.isoformat()},
                 ensure_ascii=False) + "\n")
             count += 1
@@ -148,7 +149,7 @@ def analytics_volume(
 ) -> None:
     """Volume and the 三率 for any slice (the same numbers as GET /v1/analytics/volume)."""
     from serving.analytics.volume import VolumeQuery, columns_for, to_csv, volume
-    from serving.scores import HOTLINE_TZ
+    from serving.services.scores import HOTLINE_TZ
 
     def moment(text: str, option: str) -> datetime:
         try:
@@ -226,7 +227,7 @@ def report(
     """Write the 日通报 / 周汇总 / 月分析 as a standalone, printable HTML page."""
     from datetime import date
 
-    from serving.reports import KINDS, build_report
+    from serving.services.reports import KINDS, build_report
 
     if kind not in KINDS:
         raise ValueError(f"--kind: must be one of {', '.join(KINDS)}")

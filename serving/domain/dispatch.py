@@ -2,10 +2,16 @@
 
 Rules this module implements (the rules themselves are data: ``taxonomy/profiles/<name>/dispatch.yaml``,
 their semantics are stated in ``taxonomy.dispatch``):
-- the facts are read from the category node (owner, company, scope, needs_place), the resolved place and
-  the classification; the first matching rule decides, and its id is kept on the decision;
-- ``confidence_below_threshold`` compares with the caller's ``review_threshold`` when one is given
-  (settings), else with the file's; a confidence equal to the threshold is not below it;
+- the facts are read from the classification (its backed-off category node's scope and needs_place, the
+  department and company it names, urgency, type, the place); the first matching rule decides, and its id
+  is kept on the decision;
+- ``confidence_below_threshold`` compares the classification's department confidence (the probability
+  that the named department owns the appeal) with the policy's ``review_threshold`` (settings, else the
+  bundle's, chosen on validation, else the file's); a confidence equal to the threshold is not below it.
+  A review for low confidence says where confidence failed: the first category level below its
+  threshold, or the department;
+- ``owner_department`` is the classification's department (at district level where a counterpart
+  exists), ``company`` its company (a utility's own service); a classification without one skips it;
 - a street implies its district: the street's district wins over a ``district_id`` that disagrees,
   because the street is the more specific evidence;
 - a review decision names no unit and has no deadlines; a rule whose primary target does not resolve
@@ -23,11 +29,11 @@ Unknown categories, unit ids and urgency levels raise ValueError: they are calle
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from serving.domain.records import Assignment, DispatchMode
+from serving.domain.records import Assignment, Classification, DispatchMode
 from taxonomy import Taxonomy, TaxonomyError
 from taxonomy.categories import Category
 from taxonomy.dispatch import Action, DispatchFacts, DispatchRules
@@ -47,12 +53,26 @@ class DispatchDecision:
     reasons: tuple[str, ...]  # review reasons (empty unless review)
     respond_by: datetime | None  # None when review
     resolve_by: datetime | None
+    detail: dict = field(default_factory=dict)  # for low confidence: where it failed, the value, the threshold
 
     def assignment(self) -> Assignment | None:
         """Who the ticket is with after this decision; None while it waits for review."""
         if self.primary_unit_id is None or self.respond_by is None or self.resolve_by is None:
             return None
         return Assignment(self.primary_unit_id, self.co_unit_ids, self.respond_by, self.resolve_by)
+
+
+@dataclass(frozen=True)
+class DispatchPolicy:
+    """What dispatch reads besides the appeal: the profile, its rules and the review threshold."""
+
+    taxonomy: Taxonomy
+    rules: DispatchRules
+    review_threshold: float | None = None  # None: the rules file's
+
+    @property
+    def threshold(self) -> float:
+        return self.rules.review_threshold if self.review_threshold is None else self.review_threshold
 
 
 @dataclass(frozen=True)
@@ -65,40 +85,41 @@ class _Place:
         return self.district.district_code if self.district else None
 
 
-def decide_dispatch(
-    *,
-    category: str,
-    category_confidence: float,
-    urgency: int,
-    appeal_type: str,
-    district_id: str | None,
-    street_id: str | None,
-    received_at: datetime,
-    taxonomy: Taxonomy,
-    rules: DispatchRules,
-    review_threshold: float | None = None,
-) -> DispatchDecision:
+def decide_dispatch(classification: Classification, received_at: datetime, policy: DispatchPolicy) -> DispatchDecision:
     """Apply the first matching dispatch rule to one classified appeal."""
-    node = _category(taxonomy, category)
+    taxonomy = policy.taxonomy
+    node = _category(taxonomy, classification.category)
+    urgency = classification.urgency
     if urgency not in LEVELS:
         raise ValueError(f"urgency: {urgency!r} is not a level (levels are 1–4)")
-    place = _place(taxonomy, district_id, street_id)
-    threshold = rules.review_threshold if review_threshold is None else review_threshold
+    if classification.department is not None and taxonomy.units.department(classification.department) is None:
+        raise ValueError(f"department: {classification.department!r} is not a department of profile {taxonomy.name!r}")
+    if classification.company is not None and taxonomy.units.company(classification.company) is None:
+        raise ValueError(f"company: {classification.company!r} is not a company of profile {taxonomy.name!r}")
+    place = _place(taxonomy, classification.district_id, classification.street_id)
+    confidence = classification.department_confidence
     facts = DispatchFacts(
-        confidence_below_threshold=category_confidence < threshold,
-        has_owner=node.owner is not None,
+        confidence_below_threshold=confidence < policy.threshold,
+        has_owner=classification.department is not None,
         category_scope=node.scope,
         needs_place=node.needs_place,
         has_street=place.street is not None,
         has_district=place.district is not None,
-        has_company=node.company is not None,
+        has_company=classification.company is not None,
         urgency=urgency,
-        appeal_type=appeal_type,
+        appeal_type=classification.appeal_type,
     )
-    rule = rules.first_match(facts)
+    rule = policy.rules.first_match(facts)
     if rule is None:
         return _review(NO_MATCHING_RULE, "no_rule")
-    return _apply(rule.id, rule.then, node, place, taxonomy, urgency, received_at)
+    decision = _apply(rule.id, rule.then, classification, place, taxonomy, urgency, received_at)
+    if decision.reasons == ("low_confidence",):
+        failed = classification.category_failed_level
+        decision = replace(decision, detail={
+            "failed": f"category_level_{failed}" if failed else "department", "department": classification.department,
+            "confidence": round(confidence, 4), "threshold": round(policy.threshold, 4),
+            "category_confidences": [round(c, 4) for c in classification.category_guess_confidences]})
+    return decision
 
 
 def deadlines(urgency: int, start: datetime, scheme: UrgencyScheme) -> tuple[datetime, datetime]:
@@ -111,16 +132,16 @@ def deadlines(urgency: int, start: datetime, scheme: UrgencyScheme) -> tuple[dat
     return add(start, level.response_hours), add(start, level.resolution_hours)
 
 
-def _apply(rule_id: str, then: Action, node: Category, place: _Place, taxonomy: Taxonomy,
+def _apply(rule_id: str, then: Action, classification: Classification, place: _Place, taxonomy: Taxonomy,
            urgency: int, received_at: datetime) -> DispatchDecision:
     if then.review is not None:
         return _review(rule_id, then.review)
-    primary = _resolve(then.primary, node, place, taxonomy)
+    primary = _resolve(then.primary, classification, place, taxonomy)
     if primary is None:
         return _review(rule_id, "no_place" if then.primary in ("street", "district") else "no_owner")
     co: list[str] = []
     for target in then.co:
-        unit = _resolve(target, node, place, taxonomy)
+        unit = _resolve(target, classification, place, taxonomy)
         if unit is not None and unit.id != primary.id and unit.id not in co:
             co.append(unit.id)
     respond_by, resolve_by = deadlines(urgency, received_at, taxonomy.urgency)
@@ -132,20 +153,21 @@ def _review(rule_id: str, reason: str) -> DispatchDecision:
     return DispatchDecision("review", None, (), rule_id, (reason,), None, None)
 
 
-def _resolve(target: str | None, node: Category, place: _Place, taxonomy: Taxonomy) -> Unit | None:
+def _resolve(target: str | None, classification: Classification, place: _Place, taxonomy: Taxonomy) -> Unit | None:
     units = taxonomy.units
     if target == "street":
         return place.street
     if target == "district":
         return place.district
     if target == "company":
-        return units.company(node.company) if node.company else None
-    if node.owner is None:
+        return units.company(classification.company) if classification.company else None
+    department = classification.department
+    if department is None:
         return None
     if target == "owner_department":
-        return units.department(node.owner, place.district_code)
+        return units.department(department, place.district_code)
     if target == "owner_department_city":
-        return units.department(node.owner)
+        return units.department(department)
     raise ValueError(f"unknown dispatch target {target!r}")
 
 
@@ -194,4 +216,4 @@ def _skip_weekend(at: datetime) -> datetime:
     return monday.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-__all__ = ["DispatchDecision", "NO_MATCHING_RULE", "decide_dispatch", "deadlines"]
+__all__ = ["DispatchDecision", "DispatchPolicy", "NO_MATCHING_RULE", "decide_dispatch", "deadlines"]

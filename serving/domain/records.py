@@ -43,6 +43,53 @@ DispatchMode = Literal["direct", "joint", "review"]
 Satisfaction = Literal["satisfied", "basically_satisfied", "dissatisfied"]
 
 
+@dataclass
+class Classification:
+    """What the router decided about one appeal: the category path backed off to the levels it is sure of
+    (and its best guess below them), urgency and type with the reason for each, the place, and the units
+    that own the problem (the department and, for a utility's own service, the company)."""
+
+    id: str | None
+    category: str  # the backed-off path as a label, ``城乡建设/供暖``
+    category_confidence: float  # the joint confidence of that path
+    category_top3: list[tuple[str, float]]  # the three most probable first-level categories
+    urgency: int
+    urgency_reason: str
+    urgency_rule: str
+    appeal_type: str
+    appeal_type_reason: str
+    district: str | None
+    street: str | None
+    district_id: str | None = None
+    street_id: str | None = None
+    place_evidence: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    category_path: list[str] = field(default_factory=list)
+    category_confidences: list[float] = field(default_factory=list)
+    category_guess: list[str] = field(default_factory=list)  # the most probable path, as deep as the model reads
+    category_guess_confidences: list[float] = field(default_factory=list)
+    category_failed_level: int | None = None  # the first level whose confidence fell below its threshold
+    department: str | None = None  # a department id of the profile
+    department_confidence: float = 0.0
+    company: str | None = None  # a company id, for a utility's own service
+    company_confidence: float = 0.0
+
+    @property
+    def category_detail(self) -> str | None:
+        """The best guess, where it goes deeper than the backed-off path."""
+        return "/".join(self.category_guess) if len(self.category_guess) > len(self.category_path) else None
+
+    def to_dict(self) -> dict:
+        data = dict(self.__dict__)
+        data["category_top3"] = [[label, round(p, 6)] for label, p in self.category_top3]
+        for key in ("category_confidence", "department_confidence", "company_confidence"):
+            data[key] = round(data[key], 6)
+        for key in ("category_confidences", "category_guess_confidences"):
+            data[key] = [round(x, 6) for x in data[key]]
+        data["category_detail"] = self.category_detail
+        return data
+
+
 @dataclass(frozen=True)
 class Event:
     kind: EventKind

@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
-from serving.predictor import AppealInput, Prediction, Predictor
+from serving.model.predictor import AppealInput, Prediction, Predictor
 
 CHUNK = 256
 _worker_predictor: Predictor | None = None  # set in the parent just before forking; read by workers

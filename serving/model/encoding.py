@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from serving.features import clean
+from serving.model.features import clean
 
 DEFAULT_STRIP = (r"[A-Z]\d*[市区县]", r"西地省")
 

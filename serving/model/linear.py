@@ -17,8 +17,8 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.preprocessing import normalize as l2_normalize
 
-from serving.bundle import BundleError, Manifest
-from serving.features import WORD_TOKEN_PATTERN, FeatureSpec, Preprocessing, views
+from serving.model.bundle import BundleError, Manifest
+from serving.model.features import WORD_TOKEN_PATTERN, FeatureSpec, Preprocessing, views
 
 WEIGHTS = "linear/weights.npz"
 
@@ -83,10 +83,22 @@ def softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def write_weights(directory: Path, specs, columns, idfs, coef, intercept, temperature) -> None:
+def head_arrays(head: str) -> tuple[str, str, str]:
+    """The array names of one head: the category head keeps the plain names older bundles use."""
+    suffix = "" if head == "category" else f"__{head}"
+    return f"coef{suffix}", f"intercept{suffix}", f"temperature{suffix}"
+
+
+def write_weights(directory: Path, specs, columns, idfs, coef, intercept, temperature,
+                  extra_heads: dict[str, tuple[np.ndarray, np.ndarray, float]] | None = None) -> None:
+    """The arrays of a linear bundle; ``extra_heads`` holds (coef, intercept, temperature) per other head."""
     (directory / "linear").mkdir(parents=True, exist_ok=True)
-    arrays = {"coef": coef.astype(np.float32), "intercept": intercept.astype(np.float32),
-              "temperature": np.array(temperature, dtype=np.float64)}
+    arrays = {}
+    for head, (c, b, t) in {"category": (coef, intercept, temperature), **(extra_heads or {})}.items():
+        names = head_arrays(head)
+        arrays[names[0]] = c.astype(np.float32)
+        arrays[names[1]] = b.astype(np.float32)
+        arrays[names[2]] = np.array(t, dtype=np.float64)
     for spec, cols, idf in zip(specs, columns, idfs):
         arrays[f"columns_{spec.name}"] = cols.astype(np.int32)
         arrays[f"idf_{spec.name}"] = idf.astype(np.float32)
@@ -95,27 +107,32 @@ def write_weights(directory: Path, specs, columns, idfs, coef, intercept, temper
 
 class LinearCategoryModel:
     """``predict_proba(titles, texts)`` → probabilities over ``labels``; ``predict_all`` → {head: …}, the
-    interface every bundle kind's model has (this one has the category head only)."""
+    interface every bundle kind's model has. Every head (category, deeper category levels, urgency,
+    appeal type, department, company) is a linear layer with its own temperature over the same features."""
 
     parallel_safe = True  # plain arrays: forked workers share them copy-on-write
 
     def __init__(self, manifest: Manifest):
         self.labels = manifest.labels("category")
-        self.heads = {"category": self.labels}
+        self.heads = {name: manifest.labels(name) for name in manifest.heads}
         self.prep = Preprocessing.from_dict(manifest.preprocessing)
+        self.weights: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
         try:
             self.specs = [FeatureSpec.from_dict(d) for d in manifest.data["features"]]
             with np.load(manifest.file(WEIGHTS)) as arrays:
-                self.coef = arrays["coef"]
-                self.intercept = arrays["intercept"]
-                self.temperature = float(arrays["temperature"])
+                for head in self.heads:
+                    c, b, t = head_arrays(head)
+                    self.weights[head] = (arrays[c], arrays[b], float(arrays[t]))
                 self.columns = [arrays[f"columns_{s.name}"] for s in self.specs]
                 self.idfs = [arrays[f"idf_{s.name}"] for s in self.specs]
         except (KeyError, ValueError, TypeError, OSError) as exc:
             raise BundleError(manifest.path, f"linear weights cannot be read ({exc})") from None
+        self.coef, self.intercept, self.temperature = self.weights["category"]
         width = sum(len(c) for c in self.columns)
-        if self.coef.shape != (len(self.labels), width) or self.intercept.shape != (len(self.labels),):
-            raise BundleError(manifest.path, f"weights have shape {self.coef.shape}, expected ({len(self.labels)}, {width})")
+        for head, (coef, intercept, _) in self.weights.items():
+            n = len(self.heads[head])
+            if coef.shape != (n, width) or intercept.shape != (n,):
+                raise BundleError(manifest.path, f"weights of head {head} have shape {coef.shape}, expected ({n}, {width})")
         for spec, cols, idf in zip(self.specs, self.columns, self.idfs):
             if len(cols) != len(idf) or (len(cols) and (cols.min() < 0 or cols.max() >= spec.n_features)):
                 raise BundleError(manifest.path, f"feature block {spec.name} is inconsistent")
@@ -138,4 +155,6 @@ class LinearCategoryModel:
         return softmax(self.decision_function(titles, texts), self.temperature)
 
     def predict_all(self, titles: list[str], texts: list[str]) -> dict[str, np.ndarray]:
-        return {"category": self.predict_proba(titles, texts)}
+        x = self.features(titles, texts)
+        return {head: softmax(np.asarray(x @ coef.T) + intercept, temperature)
+                for head, (coef, intercept, temperature) in self.weights.items()}

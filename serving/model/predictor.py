@@ -1,64 +1,46 @@
-"""The predictor: one appeal in, its classification out — category (model), urgency and appeal type
-(rule layer, and the model's heads where the rules found no signal), district and street (place resolver).
+"""The predictor: one appeal in, its classification out — the category path (the model's heads read
+down the tree, ``serving.model.hierarchy``), the department and company that own it, urgency and appeal
+type, and the district and street (place resolver).
 
-Urgency and appeal type: a rule that fired on a signal in the text (a phrase, a pattern, the category)
-decides, because its reason can be read and checked. Where the rules only fell back to a default and
-the bundle has an ``urgency`` or ``appeal_type`` head (transformer bundles, trained on the rule
-layer's labels plus every reviewer correction), the head decides when it is at least
-``HEAD_CONFIDENCE`` sure; the reason then says ``模型判断``.
+Urgency and appeal type, for bundles that learnt them from people's labels (their manifest's
+``decision`` names an urgency threshold):
+- a rule the bundle trusts (chosen on validation, e.g. a danger phrase such as 燃气泄漏 that is right
+  nearly every time it fires) decides, and the reason names it;
+- otherwise the learned head decides: urgency is 1 or 2 when the head's probability of an urgent level
+  reaches the bundle's threshold (chosen on validation for recall), else 3 or 4; the reason says
+  ``模型判断`` with the probability.
+For older bundles the rule layer decides and a head overrides only a rule's default, when it is at least
+``HEAD_CONFIDENCE`` sure.
 
-Input is accepted by the rules in ``serving.appeals``. Text with no Chinese characters is still
-classified, with the warning ``no_chinese_text``: its category confidence is low, and dispatch sends
+Input is accepted by the rules in ``serving.model.appeals``. Text with no Chinese characters is still
+classified, with the warning ``no_chinese_text``: its confidences are low, and dispatch sends
 low-confidence appeals to review.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from serving.appeals import AppealInput, AppealInputError, validate_appeal
-from serving.bundle import BundleError, Manifest, read_manifest
-from serving.linear import LinearCategoryModel
-from serving.rules import AppealTypeDecision, AppealTypeRules, UrgencyDecision, UrgencyRules, classify_rules
+from serving.domain.records import Classification
+from serving.model.appeals import AppealInput, AppealInputError, validate_appeal
+from serving.model.bundle import BundleError, Manifest, read_manifest
+from serving.model.hierarchy import Decisions, Hierarchy, PathPrediction
+from serving.model.linear import LinearCategoryModel
+from serving.model.prior import TreePrior
+from serving.model.rules import AppealTypeDecision, AppealTypeRules, UrgencyDecision, UrgencyRules, classify_rules
 from taxonomy import Taxonomy
 from taxonomy.places import PlaceResolver
 from taxonomy.text import cjk_ratio, normalize
 
-__all__ = ["AppealInput", "AppealInputError", "Prediction", "Predictor", "load_category_model", "validate_appeal"]
+__all__ = ["AppealInput", "AppealInputError", "Classification", "Prediction", "Predictor", "load_category_model",
+           "validate_appeal"]
 
-TOP_K = 3
+Prediction = Classification  # the name the model runtime used before the domain had one
 HEAD_CONFIDENCE = 0.6
 RULE_DEFAULTS = ("urgency.default", "urgency.type_default")
-
-
-@dataclass
-class Prediction:
-    id: str | None
-    category: str
-    category_confidence: float
-    category_top3: list[tuple[str, float]]
-    urgency: int
-    urgency_reason: str
-    urgency_rule: str
-    appeal_type: str
-    appeal_type_reason: str
-    district: str | None
-    street: str | None
-    district_id: str | None = None
-    street_id: str | None = None
-    place_evidence: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    category_detail: str | None = None  # deeper level, from a category_l2/l3 head, under ``category``
-
-    def to_dict(self) -> dict:
-        data = dict(self.__dict__)
-        data["category_top3"] = [[label, round(p, 6)] for label, p in self.category_top3]
-        data["category_confidence"] = round(self.category_confidence, 6)
-        return data
 
 
 def load_category_model(manifest: Manifest):
@@ -67,11 +49,11 @@ def load_category_model(manifest: Manifest):
     if manifest.kind == "linear":
         return LinearCategoryModel(manifest)
     if manifest.kind == "transformer":
-        from serving.transformer import TransformerModel
+        from serving.model.transformer import TransformerModel
 
         return TransformerModel(manifest)
     if manifest.kind == "ensemble":
-        from serving.transformer import EnsembleModel
+        from serving.model.transformer import EnsembleModel
 
         return EnsembleModel(manifest, load_category_model)
     raise BundleError(manifest.path, f"model kind {manifest.kind!r} cannot be served by this version")
@@ -80,13 +62,21 @@ def load_category_model(manifest: Manifest):
 class Predictor:
     """Load a bundle once, classify many appeals."""
 
-    def __init__(self, bundle: str | Path, taxonomy: Taxonomy):
-        self.manifest = read_manifest(bundle)
+    def __init__(self, bundle: str | Path, taxonomy: Taxonomy, manifest: Manifest | None = None):
+        """``manifest``: one already read (training evaluates a bundle before its manifest is written)."""
+        self.manifest = manifest if manifest is not None else read_manifest(bundle)
         self.taxonomy = taxonomy
         self.model = load_category_model(self.manifest)
         unknown = [label for label in self.model.labels if label not in taxonomy.categories]
         if unknown:
             raise BundleError(bundle, f"labels not in the taxonomy {taxonomy.name!r}: {', '.join(unknown[:5])}")
+        self.decisions = Decisions.from_dict(self.manifest.data.get("decision"))
+        self.learned = self.manifest.data.get("decision") is not None and self.decisions.urgent is not None
+        counts = self.manifest.data.get("head_counts") or {}
+        # a bundle that chose no decisions (older ones) learnt nothing of the tree's other nodes: no prior
+        prior = TreePrior.from_dict(taxonomy.categories, self.decisions.prior) if "decision" in self.manifest.data \
+            else None
+        self.hierarchy = Hierarchy(taxonomy.categories, self.model.heads, self.decisions, prior, counts)
         self.urgency_rules = UrgencyRules(taxonomy.urgency)
         self.type_rules = AppealTypeRules(taxonomy.appeal_types)
         self.places = PlaceResolver(taxonomy.units, taxonomy.street_aliases, taxonomy.not_place_names)
@@ -95,15 +85,18 @@ class Predictor:
     def labels(self) -> list[str]:
         return self.model.labels
 
-    def predict(self, appeals: Sequence[AppealInput]) -> list[Prediction]:
+    def predict(self, appeals: Sequence[AppealInput]) -> list[Classification]:
         appeals = [validate_appeal(a) for a in appeals]
         if not appeals:
             return []
+        titles = [normalize(a.title or "") for a in appeals]
+        texts = [normalize(a.text) for a in appeals]
         heads = self.model.predict_all([a.title or "" for a in appeals], [a.text for a in appeals])
-        return [self._one(appeal, heads["category"][i], {h: v[i] for h, v in heads.items() if h != "category"})
+        routes = self.hierarchy.decide(heads, [f"{t}。{x}" for t, x in zip(titles, texts)])
+        return [self._one(appeal, titles[i], texts[i], routes[i], {h: v[i] for h, v in heads.items()})
                 for i, appeal in enumerate(appeals)]
 
-    def predict_one(self, appeal: AppealInput) -> Prediction:
+    def predict_one(self, appeal: AppealInput) -> Classification:
         return self.predict([appeal])[0]
 
     def _head(self, name: str, row: np.ndarray | None) -> tuple[str, float] | None:
@@ -111,6 +104,38 @@ class Predictor:
             return None
         best = int(np.argmax(row))
         return self.model.heads[name][best], float(row[best])
+
+    def _learned(self, title: str, text: str, guess: str, heads: dict[str, np.ndarray]):
+        """Urgency and type: a trusted rule where one fired, else the learned heads."""
+        kind = self.type_rules.decide(title, text, normalized=True)
+        trusted_type = kind.from_signals and kind.appeal_type in self.decisions.type_rules
+        guess_type = self._head("appeal_type", heads.get("appeal_type"))
+        if guess_type and not trusted_type:
+            kind = AppealTypeDecision(guess_type[0], kind.scores, (),
+                                      f"{guess_type[0]}：模型判断（置信度{guess_type[1]:.2f}，model.appeal_type）")
+        # signals first, whatever the type: a danger phrase is not lowered by the type the head read
+        rule = self.urgency_rules.decide(title, text, None, guess, normalized=True)
+        row = heads.get("urgency")
+        if row is None or rule.rule in self.decisions.urgency_rules:
+            return rule, kind
+        fixed = self.taxonomy.urgency.fixed_for_types.get(kind.appeal_type)
+        if fixed is not None and "urgency.type_fixed" in self.decisions.urgency_rules:
+            return self.urgency_rules.decide(title, text, kind.appeal_type, guess, normalized=True), kind
+        p = {label: float(v) for label, v in zip(self.model.heads["urgency"], row)}
+        urgent = self._urgent(p, heads.get("urgent"))
+        if urgent >= float(self.decisions.urgent):
+            level = 1 if p.get("1", 0.0) > p.get("2", 0.0) else 2
+        else:
+            level = 3 if p.get("3", 0.0) >= p.get("4", 0.0) else 4
+        name = self.taxonomy.urgency.get(level).name
+        reason = f"{name}：模型判断（紧急的概率{urgent:.2f}，阈值{float(self.decisions.urgent):.2f}，model.urgency）"
+        return UrgencyDecision(level, "model.urgency", None, reason), kind
+
+    def _urgent(self, levels: dict[str, float], row: np.ndarray | None) -> float:
+        """P(urgent): the ``urgent`` head where the bundle has one, else the urgency head's levels 1 and 2."""
+        if row is not None:
+            return float(row[self.model.heads["urgent"].index("urgent")])
+        return levels.get("1", 0.0) + levels.get("2", 0.0)
 
     def _with_heads(self, urgency: UrgencyDecision, kind: AppealTypeDecision, heads: dict[str, np.ndarray],
                     title: str, text: str, category: str):
@@ -129,27 +154,26 @@ class Predictor:
                                       f"{name}：未命中紧急信号，模型判断（置信度{guess[1]:.2f}，model.urgency）")
         return urgency, kind
 
-    def _one(self, appeal: AppealInput, probabilities: np.ndarray, heads: dict[str, np.ndarray] | None = None) -> Prediction:
-        order = np.argsort(-probabilities)[:TOP_K]
-        top = [(self.model.labels[i], float(probabilities[i])) for i in order]
-        category = top[0][0]
-        title, text = normalize(appeal.title or ""), normalize(appeal.text)
-        urgency, kind = classify_rules(self.urgency_rules, self.type_rules, title, text, category, normalized=True)
-        detail = None
-        if heads:
-            urgency, kind = self._with_heads(urgency, kind, heads, title, text, category)
-            detail = self._detail(category, heads)
+    def _one(self, appeal: AppealInput, title: str, text: str, route: PathPrediction,
+             heads: dict[str, np.ndarray]) -> Classification:
+        guess = "/".join(route.full_path)
+        if self.learned:
+            urgency, kind = self._learned(title, text, guess, heads)
+        else:
+            urgency, kind = classify_rules(self.urgency_rules, self.type_rules, title, text, guess, normalized=True)
+            urgency, kind = self._with_heads(urgency, kind, heads, title, text, guess)
         place = self.places.resolve(f"{title}。{text}" if title else text, appeal.address)
         warnings = []
         if cjk_ratio(title + text) == 0:
             warnings.append("no_chinese_text")
         if place.ambiguous:
             warnings.append("place_ambiguous:" + "/".join(place.ambiguous))
-        return Prediction(
+        level = route.level
+        return Classification(
             id=appeal.id,
-            category=category,
-            category_confidence=top[0][1],
-            category_top3=top,
+            category=route.label,
+            category_confidence=route.confidences[level - 1],
+            category_top3=route.top,
             urgency=urgency.level,
             urgency_reason=urgency.reason,
             urgency_rule=urgency.rule,
@@ -161,16 +185,13 @@ class Predictor:
             street_id=place.street.id if place.street else None,
             place_evidence=list(place.evidence),
             warnings=warnings,
-            category_detail=detail,
+            category_path=list(route.path),
+            category_confidences=list(route.confidences[:level]),
+            category_guess=list(route.full_path),
+            category_guess_confidences=list(route.confidences),
+            category_failed_level=route.failed_level,
+            department=route.department,
+            department_confidence=route.department_confidence,
+            company=route.company,
+            company_confidence=route.company_confidence,
         )
-
-    def _detail(self, category: str, heads: dict[str, np.ndarray]) -> str | None:
-        """The most probable deeper category under the predicted one, from the deepest head there is."""
-        for name in ("category_l3", "category_l2"):
-            if name not in heads:
-                continue
-            labels = self.model.heads[name]
-            inside = [i for i, label in enumerate(labels) if label.startswith(category + "/")]
-            if inside:
-                return labels[max(inside, key=lambda i: heads[name][i])]
-        return None

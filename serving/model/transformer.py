@@ -2,7 +2,7 @@
 
 A ``transformer`` bundle holds ``model.onnx`` (inputs ``input_ids`` and ``attention_mask``, int64,
 dynamic batch and sequence axes; one output ``logits_<head>`` per head), ``tokenizer.json`` and, in
-the manifest, ``encoding`` (``serving.encoding.TextEncoding``) and each head's labels and softmax
+the manifest, ``encoding`` (``serving.model.encoding.TextEncoding``) and each head's labels and softmax
 temperature. An ``ensemble`` bundle holds complete member bundles under ``members/<name>/`` and
 averages their category probabilities with the weights in its manifest; the other heads come from
 the member that has them.
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.bundle import BundleError, Manifest, read_manifest
-from serving.encoding import TextEncoding, encode_sequences, run_in_batches
-from serving.linear import softmax
+from serving.model.bundle import BundleError, Manifest, read_manifest
+from serving.model.encoding import TextEncoding, encode_sequences, run_in_batches
+from serving.model.linear import softmax
 
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"

@@ -26,13 +26,13 @@ from serving.analytics.hotspots import find_hotspots
 from serving.analytics.sources import appeals_from_store
 from serving.analytics.topics import candidates
 from serving.analytics.volume import VolumeQuery, volume
-from serving.charts import cjk_font
-from serving.scores import HOTLINE_TZ, monthly_scores
+from serving.analytics.charts import cjk_font
+from serving.services.scores import HOTLINE_TZ, monthly_scores
 from serving.store.models import LedgerEntryRow, TicketRow
 from taxonomy import Taxonomy
 
 KINDS = {"daily": "日通报", "weekly": "周汇总", "monthly": "月分析"}
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from serving.domain import workflow
-from serving.domain.dispatch import DispatchDecision, decide_dispatch, deadlines
+from serving.domain.dispatch import DispatchDecision, DispatchPolicy, decide_dispatch, deadlines
 from serving.domain.workflow import Actor, IllegalTransition, NotPermitted
-from serving.groups import assign_group, find_repeat
-from serving.predictor import AppealInput, Prediction, Predictor
+from serving.services.groups import assign_group, find_repeat
+from serving.model.predictor import AppealInput, Prediction, Predictor
 from serving.store.models import CorrectionRow, EventRow, IdempotencyRow, TicketRow, TicketUnitRow, UnitRow
 from taxonomy import Taxonomy
 
@@ -88,7 +88,8 @@ class TicketService:
             status="review" if decision.mode == "review" else "dispatched", mode=decision.mode,
             category=prediction.category, category_confidence=prediction.category_confidence,
             urgency=prediction.urgency, appeal_type=prediction.appeal_type, district_id=prediction.district_id,
-            street_id=prediction.street_id, primary_unit_id=decision.primary_unit_id,
+            street_id=prediction.street_id, department_id=prediction.department, company_id=prediction.company,
+            primary_unit_id=decision.primary_unit_id,
             respond_by=decision.respond_by, resolve_by=decision.resolve_by,
             classification={**_classification(prediction, self.predictor),
                             "dispatch_mode": decision.mode, "dispatch_primary_unit_id": decision.primary_unit_id},
@@ -148,12 +149,15 @@ class TicketService:
                     "from": before, "to": level, "group_id": group.id, "group_size": group.size,
                     "resolve_by": _iso(member.resolve_by)})
 
+    def policy(self) -> DispatchPolicy:
+        """The review threshold: settings, else the one the bundle chose on validation, else dispatch.yaml's."""
+        threshold = self.review_threshold
+        if threshold is None and self.predictor is not None:
+            threshold = self.predictor.decisions.dispatch
+        return DispatchPolicy(self.taxonomy, self.taxonomy.dispatch, threshold)
+
     def _dispatch(self, prediction: Prediction, received_at: datetime) -> DispatchDecision:
-        return decide_dispatch(
-            category=prediction.category, category_confidence=prediction.category_confidence,
-            urgency=prediction.urgency, appeal_type=prediction.appeal_type, district_id=prediction.district_id,
-            street_id=prediction.street_id, received_at=received_at, taxonomy=self.taxonomy,
-            rules=self.taxonomy.dispatch, review_threshold=self.review_threshold)
+        return decide_dispatch(prediction, received_at, self.policy())
 
     def _apply_dispatch(self, ticket: TicketRow, decision: DispatchDecision, actor: Actor, at: datetime,
                         kind: str, extra: dict | None = None) -> None:
@@ -162,8 +166,9 @@ class TicketService:
             row.active = False
         if decision.mode == "review":
             ticket.status, ticket.mode, ticket.primary_unit_id = "review", "review", None
-            self._event(ticket, "queued_for_review", actor, at=at, payload={"reasons": list(decision.reasons),
-                                                                            "rule": decision.rule_id})
+            self._event(ticket, "queued_for_review", actor, at=at, payload={
+                "reasons": list(decision.reasons), "rule": decision.rule_id,
+                **({"detail": decision.detail} if decision.detail else {})})
             return
         for role, unit_id in [("primary", decision.primary_unit_id)] + [("co", u) for u in decision.co_unit_ids]:
             ticket.units.append(TicketUnitRow(unit_id=unit_id, role=role, assigned_at=at,
@@ -256,7 +261,8 @@ class TicketService:
             if not self._unit_exists(unit_id):
                 raise InvalidAction("co_unit_ids", f"unknown unit {unit_id!r}")
         co = [u for u in dict.fromkeys(co) if u != primary]
-        before = {"category": ticket.category, "urgency": ticket.urgency}
+        before = {"category": ticket.category, "urgency": ticket.urgency, "appeal_type": ticket.appeal_type,
+                  "department": ticket.department_id, "company": ticket.company_id}
         primary_unit = self.session.get(UnitRow, primary)
         if primary_unit.kind == "street":  # the reviewer's street is where it happens: the place follows
             ticket.street_id, ticket.district_id = primary, f"district:{primary_unit.district_code}"
@@ -271,6 +277,11 @@ class TicketService:
             if urgency not in (1, 2, 3, 4) or isinstance(urgency, bool):
                 raise InvalidAction("urgency", "must be 1, 2, 3 or 4")
             ticket.urgency = urgency
+        appeal_type = body.get("appeal_type")
+        if appeal_type is not None:
+            if appeal_type not in self.taxonomy.appeal_types.names:
+                raise InvalidAction("appeal_type", f"must be one of {', '.join(self.taxonomy.appeal_types.names)}")
+            ticket.appeal_type = appeal_type
         for flag in ("group_appeal", "long_standing"):
             if flag in body and body[flag] is not None:
                 if not isinstance(body[flag], bool):
@@ -281,17 +292,27 @@ class TicketService:
         decision = DispatchDecision(mode="joint" if co else "direct", primary_unit_id=primary,
                                     co_unit_ids=tuple(co), rule_id="reviewer", reasons=(),
                                     respond_by=respond_by, resolve_by=resolve_by)
+        department, company = self._owners(primary, co)
+        if department is not None:
+            ticket.department_id = department
+        ticket.company_id = None if company == "none" else company
         predicted = ticket.classification
         corrected = (ticket.category != predicted.get("category") or ticket.urgency != predicted.get("urgency")
-                     or primary != predicted.get("dispatch_primary_unit_id"))
+                     or ticket.appeal_type != predicted.get("appeal_type")
+                     or primary != predicted.get("dispatch_primary_unit_id")
+                     or (department is not None and department != predicted.get("department"))
+                     or ticket.company_id != predicted.get("company"))
         self._apply_dispatch(ticket, decision, actor, at, kind="assigned", extra={
-            "category": ticket.category, "urgency": ticket.urgency, "corrected": corrected, "before": before})
+            "category": ticket.category, "urgency": ticket.urgency, "appeal_type": ticket.appeal_type,
+            "department": ticket.department_id, "company": ticket.company_id, "corrected": corrected,
+            "before": before})
         if corrected:
             self.session.flush()
             self.session.add(CorrectionRow(
                 ticket_id=ticket.id, event_id=ticket.events[-1].id, title=ticket.title, text=ticket.text,
                 category=ticket.category, urgency=ticket.urgency, appeal_type=ticket.appeal_type, unit_id=primary,
-                district_id=ticket.district_id, predicted=predicted, created_at=at))
+                district_id=ticket.district_id, department=ticket.department_id, company=company,
+                predicted=predicted, created_at=at))
 
     def _whistle(self, ticket, body, actor, at, new_state):
         unit_ids = body.get("unit_ids")
@@ -368,6 +389,20 @@ class TicketService:
         self.session.commit()
         return flagged
 
+    def _owners(self, primary: str, co: list[str]) -> tuple[str | None, str]:
+        """The department and company a reviewer's dispatch names: the first department unit among the
+        primary and co-units (its sector id), and the first company (``none`` where there is none)."""
+        department, company = None, "none"
+        for unit_id in [primary, *co]:
+            row = self.session.get(UnitRow, unit_id)
+            if row is None:
+                continue
+            if row.kind == "department" and department is None:
+                department = row.department_id
+            if row.kind == "company" and company == "none":
+                company = unit_id.split(":", 1)[1]
+        return department, company
+
     # ---- helpers ------------------------------------------------------------------------------------
     def _unit_exists(self, unit_id: str) -> bool:
         return self.session.get(UnitRow, unit_id) is not None
@@ -399,6 +434,13 @@ def _classification(prediction: Prediction, predictor: Predictor) -> dict:
     return {
         "category": prediction.category, "category_confidence": round(prediction.category_confidence, 6),
         "category_top3": [[label, round(p, 6)] for label, p in prediction.category_top3],
+        "category_path": list(prediction.category_path),
+        "category_confidences": [round(c, 6) for c in prediction.category_confidences],
+        "category_guess": list(prediction.category_guess),
+        "category_guess_confidences": [round(c, 6) for c in prediction.category_guess_confidences],
+        "category_failed_level": prediction.category_failed_level,
+        "department": prediction.department, "department_confidence": round(prediction.department_confidence, 6),
+        "company": prediction.company, "company_confidence": round(prediction.company_confidence, 6),
         "urgency": prediction.urgency, "urgency_reason": prediction.urgency_reason,
         "appeal_type": prediction.appeal_type, "appeal_type_reason": prediction.appeal_type_reason,
         "district_id": prediction.district_id, "district": prediction.district,

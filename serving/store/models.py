@@ -67,6 +67,8 @@ class TicketRow(Base):
     appeal_type: Mapped[str] = mapped_column(String(8))
     district_id: Mapped[str | None] = mapped_column(String(64))
     street_id: Mapped[str | None] = mapped_column(String(64))
+    department_id: Mapped[str | None] = mapped_column(String(64))  # the sector department that owns it
+    company_id: Mapped[str | None] = mapped_column(String(64))  # the utility, for its own service
     primary_unit_id: Mapped[str | None] = mapped_column(String(64), index=True)
     respond_by: Mapped[datetime | None] = mapped_column(UTCDateTime())
     resolve_by: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -183,6 +185,8 @@ class CorrectionRow(Base):
     appeal_type: Mapped[str] = mapped_column(String(8))
     unit_id: Mapped[str | None] = mapped_column(String(64))
     district_id: Mapped[str | None] = mapped_column(String(64))
+    department: Mapped[str | None] = mapped_column(String(64))
+    company: Mapped[str | None] = mapped_column(String(64))  # "none": the reviewer dispatched no company
     predicted: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

@@ -111,7 +111,7 @@ def admin(base_url):
 @pytest.fixture(scope="module")
 def make_key(service):
     """Create an API key of a role directly in the service's database (what ``jiesu keys create`` does)."""
-    from serving.keys import create_key
+    from serving.services.keys import create_key
 
     app = service[1]
 

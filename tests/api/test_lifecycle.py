@@ -189,7 +189,7 @@ def test_overdue_tickets_are_listed_and_supervised(base_url, keys, admin, servic
     tid = created.json()["ticket_id"]
     overdue = admin.get("/v1/tickets", params={"overdue": "true", "limit": 1000}).json()
     assert tid in [t["ticket_id"] for t in overdue]
-    from serving.tickets import TicketService
+    from serving.services.tickets import TicketService
 
     state = service[1].state.jiesu
     with state.sessions() as session:

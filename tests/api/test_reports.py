@@ -33,7 +33,7 @@ def test_reports_are_readable_html_with_every_section(admin, data, kind, title):
 def test_report_periods():
     from datetime import date
 
-    from serving.reports import period_for
+    from serving.services.reports import period_for
 
     assert period_for("weekly", date(2026, 5, 13)).first == date(2026, 5, 11)  # the Monday
     assert period_for("monthly", date(2026, 5, 13)).last == date(2026, 6, 1)

@@ -10,7 +10,8 @@ from typing import NamedTuple
 
 import pytest
 
-from serving.domain.dispatch import decide_dispatch, deadlines
+from serving.domain.dispatch import DispatchPolicy, decide_dispatch, deadlines
+from serving.domain.records import Classification
 from taxonomy import TaxonomyError
 from taxonomy.categories import Category, CategoryTree
 from taxonomy.dispatch import DispatchFacts, load_dispatch_rules
@@ -105,13 +106,29 @@ CASES = [
 ]
 
 
-def decide(case: Case, taxonomy, rules, **overrides):
+def classified(category: str, confidence: float, taxonomy, **fields) -> Classification:
+    """A classification as the router gives one: the node's owner and company, at this confidence."""
+    node = taxonomy.categories.find(category)
+    base = dict(id=None, category=category, category_confidence=confidence, category_top3=[],
+                urgency=3, urgency_reason="", urgency_rule="", appeal_type="投诉", appeal_type_reason="",
+                district=None, street=None,
+                category_path=category.split("/"), category_guess=category.split("/"),
+                category_guess_confidences=[confidence] * (category.count("/") + 1),
+                department=node.owner if node else None, department_confidence=confidence,
+                company=node.company if node else None, company_confidence=1.0)
+    return Classification(**{**base, **fields})
+
+
+def decide(case: Case, taxonomy, rules, review_threshold=None, **overrides):
     district = unit_named(taxonomy, case.district).id if case.district else None
     street = unit_named(taxonomy, case.street).id if case.street else None
-    args = dict(category=case.category, category_confidence=case.confidence, urgency=case.urgency,
-                appeal_type=case.appeal_type, district_id=district, street_id=street,
-                received_at=MONDAY_9AM, taxonomy=taxonomy, rules=rules)
-    return decide_dispatch(**{**args, **overrides})
+    fields = dict(urgency=case.urgency, appeal_type=case.appeal_type, district_id=district, street_id=street)
+    fields.update(overrides)
+    category = fields.pop("category", case.category)
+    if taxonomy.categories.find(category) is None:
+        fields.setdefault("department", None)
+    return decide_dispatch(classified(category, case.confidence, taxonomy, **fields), MONDAY_9AM,
+                           DispatchPolicy(taxonomy, rules, review_threshold))
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -155,6 +172,26 @@ def test_dispatched_ticket_carries_the_deadlines_of_its_level(taxonomy, rules):
     assert decision.assignment().unit_ids == (decision.primary_unit_id, *decision.co_unit_ids)
 
 
+def test_low_confidence_says_where_it_failed(taxonomy, rules):
+    low = CASES[4].values[0]
+    decision = decide(low, taxonomy, rules, category_failed_level=2)
+    assert decision.reasons == ("low_confidence",)
+    assert decision.detail["failed"] == "category_level_2" and decision.detail["threshold"] == 0.5
+    assert decide(low, taxonomy, rules).detail["failed"] == "department"
+
+
+def test_the_classifications_department_and_company_are_dispatched(taxonomy, rules):
+    """A level-2 node's owner and company: heating goes to the district's 城管委 with the heating company,
+    not to the first level's 住建委; a classification that names no company co-dispatches none."""
+    case = CASES[0].values[0]
+    decision = decide(case, taxonomy, rules)
+    assert decision.co_unit_ids == ("dept:management@110105", "company:heating")
+    policy_question = decide(case, taxonomy, rules, company=None)
+    assert policy_question.co_unit_ids == ("dept:management@110105",)
+    learned = decide(case, taxonomy, rules, department="housing")
+    assert learned.co_unit_ids[0] == "dept:housing@110105"
+
+
 def test_the_street_decides_the_district_when_they_disagree(taxonomy, rules):
     haidian = unit_named(taxonomy, "海淀区").id
     decision = decide(CASES[0].values[0], taxonomy, rules, district_id=haidian)
@@ -163,10 +200,11 @@ def test_the_street_decides_the_district_when_they_disagree(taxonomy, rules):
 
 @pytest.mark.parametrize("overrides, key", [
     ({"category": "不存在的分类"}, "category"),
+    ({"department": "mayor"}, "department"),
     ({"street_id": "street:000000000"}, "street_id"),
     ({"street_id": None, "district_id": "dept:management"}, "district_id"),
     ({"urgency": 5}, "urgency"),
-], ids=["未知分类", "未知街道", "区不是区", "未知紧急程度"])
+], ids=["未知分类", "未知部门", "未知街道", "区不是区", "未知紧急程度"])
 def test_caller_errors_are_value_errors_naming_the_argument(overrides, key, taxonomy, rules):
     with pytest.raises(ValueError, match=f"^{key}: "):
         decide(CASES[0].values[0], taxonomy, rules, **overrides)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from serving.rules import AppealTypeRules, UrgencyRules, classify_rules
+from serving.model.rules import AppealTypeRules, UrgencyRules, classify_rules
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from serving.bundle import read_manifest  # noqa: E402
+from serving.model.bundle import read_manifest  # noqa: E402
 from tests.conftest import ROOT, SAMPLE  # noqa: E402
 from tests.tiny_encoder import build_tiny_encoder  # noqa: E402
 

@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("onnx")
 
-from serving.bundle import read_manifest  # noqa: E402
+from serving.model.bundle import read_manifest  # noqa: E402
 from tests.conftest import ROOT, SAMPLE  # noqa: E402
 from tests.tiny_encoder import build_tiny_gemma  # noqa: E402
 

@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from serving.bundle import BundleError, read_manifest
-from serving.predictor import AppealInput, AppealInputError, Predictor
+from serving.model.bundle import BundleError, read_manifest
+from serving.model.predictor import AppealInput, AppealInputError, Predictor
 from tests.conftest import SAMPLE
 from training.evaluate import compute_metrics, expected_calibration_error
 from training.train import TrainConfig, evaluate_bundle, train
@@ -129,7 +129,7 @@ def test_traditional_text_is_classified_like_simplified(sample_model, taxonomy):
 
 
 def test_a_bundle_whose_labels_are_not_in_the_taxonomy_is_refused(sample_model, taxonomy, tmp_path):
-    from serving.bundle import write_manifest
+    from serving.model.bundle import write_manifest
 
     bundle = tmp_path / "bundle"
     shutil.copytree(sample_model, bundle)

@@ -17,8 +17,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("onnx")
 
-from serving.bundle import read_manifest  # noqa: E402
-from serving.encoding import TextEncoding, assemble, encode_sequences, pad  # noqa: E402
+from serving.model.bundle import read_manifest  # noqa: E402
+from serving.model.encoding import TextEncoding, assemble, encode_sequences, pad  # noqa: E402
 from tests.conftest import ROOT, SAMPLE  # noqa: E402
 from tests.tiny_encoder import build_tiny_encoder  # noqa: E402
 
@@ -371,9 +371,9 @@ def test_when_int8_disagrees_the_plans_keep_the_most_sensitive_nodes_in_fp32(pre
 
 def test_int8_parity_is_the_worse_of_batched_and_one_appeal_at_a_time(monkeypatch):
     """Per-tensor int8 ranges make an appeal's result depend on its batch: the API serves one appeal at a
-    time, ``jiesu predict`` in batches of ``serving.transformer.BATCH``, and the parity bar must hold for
+    time, ``jiesu predict`` in batches of ``serving.model.transformer.BATCH``, and the parity bar must hold for
     both. Here the graph agrees with PyTorch on all four appeals in batches but flips one of them alone."""
-    from serving.transformer import BATCH
+    from serving.model.transformer import BATCH
     from training.transformer import export
 
     reference = {"category": np.array([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0], [0.0, 2.0]], dtype=np.float32)}
@@ -495,9 +495,11 @@ def test_jiesu_predict_and_evaluate_on_both_kinds(kind, transformer_bundle, ense
     assert result.returncode == 0, result.stderr
     assert json.loads((report / "report.json").read_text(encoding="utf-8"))["n"] == 240
     # the sample carries urgency and type labels: the heads and what the service assigns are scored too
-    heads = json.loads(result.stdout)["heads"]
-    assert {"urgency (head)", "appeal_type (head)", "urgency (served)", "appeal_type (served)"} <= set(heads)
-    assert heads["urgency (served)"]["n"] == 240 and heads["urgency (served)"]["accuracy"] > 0.6  # rules decide most
+    printed = json.loads(result.stdout)
+    assert {"urgency (head)", "appeal_type (head)"} <= set(printed["heads"])
+    served = printed["routing"]
+    assert served["urgency"]["n"] == 240 and served["urgency"]["accuracy"] > 0.6  # rules decide most
+    assert served["appeal_type"]["n"] == 240 and served["level1"]["n"] == 240
     assert (report / "report_heads.json").exists()
 
 
@@ -509,7 +511,7 @@ class Block:
         if name.split('.')[0] in ('torch', 'transformers', 'training'):
             raise ImportError('blocked: ' + name)
 sys.meta_path.insert(0, Block())
-from serving.predictor import AppealInput, Predictor
+from serving.model.predictor import AppealInput, Predictor
 from taxonomy import load_taxonomy
 tx = load_taxonomy('beijing', data_dir={str(data_dir)!r})
 for bundle in ({str(transformer_bundle)!r}, {str(ensemble_bundle)!r}):
@@ -526,7 +528,7 @@ print('ok')
 def test_an_int8_bundle_from_a_vnni_cpu_is_flagged_on_a_cpu_without_it(monkeypatch):
     """int8 weights are exact where the CPU has VNNI and can saturate on x86 without it; a bundle says
     which it was exported with, and loading it on the other kind says so (parity no longer holds)."""
-    from serving import transformer
+    from serving.model import transformer
 
     exported = {"shipped": "int8", "int8_weights": "int8", "exported_on": {"model": "Intel Xeon", "int8_isa": []}}
     monkeypatch.setattr(transformer, "uint8_weights", lambda: True)  # this CPU: x86 without VNNI
@@ -541,8 +543,8 @@ def test_an_int8_bundle_from_a_vnni_cpu_is_flagged_on_a_cpu_without_it(monkeypat
 def test_a_corrupt_graph_is_refused_with_the_reason(transformer_bundle, tmp_path):
     import shutil
 
-    from serving.bundle import BundleError
-    from serving.predictor import load_category_model
+    from serving.model.bundle import BundleError
+    from serving.model.predictor import load_category_model
 
     copy = tmp_path / "copy"
     shutil.copytree(transformer_bundle, copy)
@@ -593,7 +595,7 @@ def test_deeper_category_labels_get_their_own_head_and_a_detail_under_the_predic
     assert all(label.count("/") == 1 for label in deep) and len(deep) > 15
     assert "category_l2" in (out / "report.md").read_text(encoding="utf-8")
 
-    from serving.predictor import AppealInput, Predictor
+    from serving.model.predictor import AppealInput, Predictor
 
     predictor = Predictor(out, taxonomy)
     for p in predictor.predict([AppealInput(id=str(i), title=r.get("title"), text=r["text"]) for i, r in

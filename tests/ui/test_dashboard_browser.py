@@ -1,5 +1,6 @@
 """The dashboard in a real browser: headless Chromium (Debian's) driven by Playwright signs in, opens
-the review queue, reassigns a ticket and sees it leave the queue."""
+the review queue, reassigns a ticket — the category picked from the whole tree, the units by name — and
+sees it leave the queue."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def dashboard(tmp_path_factory, sample_model, data_dir):
 
 
 def test_reviewer_reassigns_a_ticket_from_the_queue(dashboard, taxonomy):
-    from serving.keys import create_key
+    from serving.services.keys import create_key
 
     assert CHROMIUM, "Debian's chromium is needed for the browser test (scripts/setup installs it)"
     url, app = dashboard
@@ -52,11 +53,18 @@ def test_reviewer_reassigns_a_ticket_from_the_queue(dashboard, taxonomy):
         page.wait_for_url(f"{url}/ui/queue")
         row = page.locator(f"#ticket-{tid}")
         assert row.count() == 1 and "垃圾" in row.inner_text()
-        row.locator("input[name=primary_unit_id]").fill(street)
-        row.locator("select[name=category]").select_option("城乡建设")
+        assert "无法确定地点" in row.locator(".reasons").inner_text()
+        options = page.eval_on_selector_all("#categories option", "els => els.map(e => e.value)")
+        assert "城乡建设" in options and "城乡建设/环境卫生/垃圾清运与道路保洁" in options  # every level
+        assert "望京街道（朝阳区）" in page.eval_on_selector_all("#units option", "els => els.map(e => e.value)")
+        row.locator("input[name=category]").fill("城乡建设/环境卫生/垃圾清运与道路保洁")
+        row.locator("select[name=urgency]").select_option("3")
+        row.locator("input[name=primary_unit]").fill("望京街道（朝阳区）")
+        row.locator("input[name=department_unit]").fill("朝阳区城市管理委员会")
+        row.locator("input[name=company_unit]").fill("")
         row.locator("button").click()
         page.wait_for_selector("#flash")
-        assert f"工单 {tid} 已派给 {street}" in page.inner_text("#flash")
+        assert f"工单 {tid} 已派给 望京街道（朝阳区）" in page.inner_text("#flash")
         assert page.locator(f"#ticket-{tid}").count() == 0  # it left the queue
         page.goto(f"{url}/ui/tickets/{tid}")
         assert "assigned" in page.inner_text("#timeline")
@@ -68,6 +76,22 @@ def test_reviewer_reassigns_a_ticket_from_the_queue(dashboard, taxonomy):
     with client(url) as admin:
         after = admin.get(f"/v1/tickets/{tid}").json()
     assert after["status"] == "dispatched" and after["dispatch"]["primary_unit"]["id"] == street
+    assert after["classification"]["category"]["label"] == "城乡建设/环境卫生/垃圾清运与道路保洁"
+    assigned = [e for e in after["events"] if e["kind"] == "assigned"][-1]
+    assert assigned["payload"]["department"] == "management" and assigned["payload"]["corrected"] is True
+
+
+def test_a_unit_name_that_is_not_in_the_registry_is_refused(dashboard):
+    import httpx
+
+    url, _ = dashboard
+    with client(url) as admin:
+        tid = admin.post("/v1/appeals", json={"text": "楼下垃圾桶满了没人管。"}).json()["ticket_id"]
+    with httpx.Client(base_url=url, follow_redirects=False) as browser:
+        browser.post("/ui/login", content=f"key={ADMIN_KEY}", headers={"Content-Type": "application/x-www-form-urlencoded"})
+        answer = browser.post(f"/ui/tickets/{tid}/assign", content="primary_unit=%E4%B8%8D%E5%AD%98%E5%9C%A8%E8%A1%97%E9%81%93&category=%E5%9F%8E%E4%B9%A1%E5%BB%BA%E8%AE%BE",
+                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert answer.status_code == 303 and "error=" in answer.headers["location"]
 
 
 def test_citizen_text_is_escaped_in_the_dashboard(dashboard):

@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from serving.encoding import run_in_batches
-from serving.linear import softmax
-from serving.transformer import BATCH, cpu_description, open_session, uint8_weights
+from serving.model.encoding import run_in_batches
+from serving.model.linear import softmax
+from serving.model.transformer import BATCH, cpu_description, open_session, uint8_weights
 from training.transformer.model import MultiHeadClassifier
 from training.transformer.smoothing import apply_smoothing, smoothing_scales
 
@@ -305,7 +305,7 @@ def parity(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray]) -
 def served_parity(reference: dict[str, np.ndarray], path: Path, heads: list[str], sequences: list[list[int]],
                   pad_id: int) -> dict:
     """Parity of an int8 graph both ways it is served: in the batches ``TransformerModel`` runs
-    (``serving.transformer.BATCH``: ``jiesu predict``, ``jiesu evaluate``, the batch endpoint) and one
+    (``serving.model.transformer.BATCH``: ``jiesu predict``, ``jiesu evaluate``, the batch endpoint) and one
     appeal at a time (the routing API). With one quantization range
     per tensor an appeal's logits depend on the appeals (and padding) batched with it, so the two differ —
     an int8 graph of the 6-layer router agreed on 99.54% in batches and 99.08% alone. Each head's

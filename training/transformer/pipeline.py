@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from serving.bundle import Manifest
-from serving.encoding import TextEncoding, special_ids
-from serving.linear import softmax
-from serving.transformer import MODEL_FILE, TOKENIZER_FILE, TransformerModel
+from serving.model.bundle import Manifest
+from serving.model.encoding import TextEncoding, special_ids
+from serving.model.linear import softmax
+from serving.model.transformer import MODEL_FILE, TOKENIZER_FILE, TransformerModel
 from taxonomy import Taxonomy
 from training.evaluate import compute_metrics
 from training.linear import fit_temperature

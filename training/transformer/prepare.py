@@ -3,7 +3,7 @@
 Heads: ``category`` (the data's labels, at the bundle's level), ``urgency`` (levels "1"–"4"),
 ``appeal_type`` (投诉/举报/求助/咨询/建议/表扬), and ``category_l2``/``category_l3`` where the data labels
 deeper levels of the tree (an appeal labelled only to the first level is left out of those heads). The public data labels only the category, so urgency
-and appeal type come from the rule layer (``serving.rules``, evaluated with the true category), except
+and appeal type come from the rule layer (``serving.model.rules``, evaluated with the true category), except
 where a row carries its own label — reviewer corrections (``jiesu corrections export``) do — which wins.
 ``meta.json`` counts both sources per head; the training report repeats the counts.
 
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from serving.encoding import TextEncoding, encode_sequences
-from serving.rules import AppealTypeRules, UrgencyRules, classify_rules
+from serving.model.encoding import TextEncoding, encode_sequences
+from serving.model.rules import AppealTypeRules, UrgencyRules, classify_rules
 from taxonomy import Taxonomy
 from training.transformer.fit import SPLITS
 

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from serving.encoding import run_in_batches
+from serving.model.encoding import run_in_batches
 
 SITES = ("attention", "attention_output", "ffn_input", "ffn_output")
 ALPHAS = (0.5, 0.75, 0.9)  # smoothing strengths tried per site (and none)

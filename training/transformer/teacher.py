@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from serving.linear import softmax
+from serving.model.linear import softmax
 from training.data import duplicate_groups
 from training.evaluate import compute_metrics
 from training.linear import LinearConfig, count_blocks, fit_blocks, fit_temperature, score_blocks, take_rows

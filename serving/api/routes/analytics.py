@@ -63,7 +63,7 @@ def get_alerts(state: StateDep, session: SessionDep, actor: CurrentActor,
     from datetime import timedelta
 
     from serving.analytics.alerts import WEEKS, detect, series_from_rows
-    from serving.scores import HOTLINE_TZ
+    from serving.services.scores import HOTLINE_TZ
 
     require(actor, "analyst", "reviewer")
     if start.tzinfo is None or end.tzinfo is None or end <= start:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from serving.api.deps import CurrentActor, SessionDep, StateDep, require
-from serving.ledger import close_entry, sync_ledger
+from serving.services.ledger import close_entry, sync_ledger
 from serving.store.models import LedgerEntryRow
 
 router = APIRouter(prefix="/v1/ledger", tags=["analytics"])

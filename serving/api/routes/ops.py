@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from sqlalchemy import func, select, text
 
 from serving.api.deps import CurrentActor, SessionDep, StateDep, require
-from serving.bundle import BundleError
+from serving.model.bundle import BundleError
 from serving.store.models import TicketRow
 
 router = APIRouter(tags=["operations"])

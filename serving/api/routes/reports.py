@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse
 
 from serving.api.deps import CurrentActor, SessionDep, StateDep, require
-from serving.reports import build_report
+from serving.services.reports import build_report
 
 router = APIRouter(prefix="/v1/reports", tags=["analytics"])
 

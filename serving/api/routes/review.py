@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from serving.api.deps import CurrentActor, SessionDep, StateDep, require
 from serving.api.schemas import ReviewItem
-from serving.tickets import TicketService
+from serving.services.tickets import TicketService
 
 router = APIRouter(prefix="/v1/review", tags=["review"])
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from serving.api.deps import CurrentActor, SessionDep, StateDep
 from serving.api.schemas import ScoreOut
-from serving.scores import monthly_scores
+from serving.services.scores import monthly_scores
 
 router = APIRouter(prefix="/v1", tags=["scores"])
 

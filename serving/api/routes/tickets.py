@@ -9,9 +9,9 @@ from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Resp
 from serving.api.deps import CurrentActor, SessionDep, StateDep, require
 from serving.api.schemas import ActionBody, AppealIn, TicketOut
 from serving.api.shape import ticket_out
-from serving.appeals import AppealInputError
+from serving.model.appeals import AppealInputError
 from serving.domain.workflow import RULES, Actor, IllegalTransition, NotPermitted
-from serving.tickets import Conflict, Intake, InvalidAction, TicketNotFound, TicketService
+from serving.services.tickets import Conflict, Intake, InvalidAction, TicketNotFound, TicketService
 
 router = APIRouter(prefix="/v1", tags=["tickets"])
 Action = Literal[tuple(RULES)]  # type: ignore[valid-type]

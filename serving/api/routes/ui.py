@@ -20,9 +20,9 @@ from sqlalchemy import select
 from serving.api.deps import SessionDep, StateDep
 from serving.api.routes.review import review_reasons
 from serving.domain.workflow import Actor, IllegalTransition, NotPermitted
-from serving.keys import authenticate
+from serving.services.keys import authenticate
 from serving.store.models import UnitRow
-from serving.tickets import Conflict, InvalidAction, TicketNotFound, TicketService
+from serving.services.tickets import Conflict, InvalidAction, TicketNotFound, TicketService
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 templates = Jinja2Templates(env=Environment(
@@ -82,35 +82,96 @@ def home():
     return RedirectResponse("/ui/queue", status_code=303)
 
 
+REASONS = {"low_confidence": "置信度不足", "no_place": "无法确定地点", "no_owner": "分类无主责部门",
+           "no_rule": "无匹配派单规则", "returned": "承办单位退单"}
+LEVELS = {"category_level_1": "一级分类", "category_level_2": "二级分类", "category_level_3": "三级分类",
+          "department": "主责部门"}
+
+
+def unit_labels(session) -> dict[str, str]:
+    """A name a reviewer can read and search for each active unit (a street with its district), by id."""
+    rows = session.execute(select(UnitRow).where(UnitRow.active.is_(True)).order_by(UnitRow.kind, UnitRow.id)).scalars()
+    rows = list(rows)
+    districts = {r.district_code: r.name for r in rows if r.kind == "district"}
+    labels = {}
+    for row in rows:
+        if row.kind == "street" and row.district_code in districts:
+            labels[row.id] = f"{row.name}（{districts[row.district_code]}）"
+        else:
+            labels[row.id] = row.name
+    return labels
+
+
+def review_explained(ticket) -> list[str]:
+    """The queue's reasons in words, with the level at which confidence failed."""
+    detail = {}
+    for event in reversed(ticket.events):
+        if event.kind == "queued_for_review":
+            detail = event.payload.get("detail") or {}
+            break
+    out = []
+    for reason in review_reasons(ticket):
+        text = REASONS.get(reason, reason)
+        if reason == "low_confidence" and detail:
+            text += f"：{LEVELS.get(detail.get('failed'), detail.get('failed'))}（{detail['confidence']:.2f} < {detail['threshold']:.2f}）"
+        out.append(text)
+    return out
+
+
 @router.get("/queue", response_class=HTMLResponse)
 def queue(request: Request, state: StateDep, session: SessionDep, actor: UiActor):
     tickets = TicketService(session, state.taxonomy, state.predictor, None).review_queue(limit=200)
+    labels = unit_labels(session)
+    units = state.taxonomy.units
     items = []
     for t in tickets:
         c = t.classification
+        district = units.get(t.district_id) if t.district_id else None
+        department = units.department(c["department"], district.district_code if district else None) \
+            if c.get("department") else None
+        place = t.street_id or t.district_id
         items.append({"id": t.id, "received_at": t.received_at, "title": t.title, "text": t.text,
-                      "reasons": review_reasons(t), "suggestions": c.get("category_top3", []),
-                      "place": c.get("street") or c.get("district"), "suggested_unit": t.street_id or t.district_id})
-    units = session.execute(select(UnitRow).where(UnitRow.active.is_(True), UnitRow.kind.in_(["street", "district"]))
-                            .order_by(UnitRow.id)).scalars().all()
-    return page(request, "ui/queue.html.j2", actor=actor, items=items, units=units,
-                categories=state.taxonomy.categories.top_level_names)
+                      "reasons": review_explained(t), "suggestions": c.get("category_top3", []),
+                      "guess": "/".join(c.get("category_guess") or [c.get("category", "")]),
+                      "category": t.category, "urgency": t.urgency, "appeal_type": t.appeal_type,
+                      "place": c.get("street") or c.get("district"),
+                      "suggested_unit": labels.get(place, "") if place else "",
+                      "suggested_department": labels.get(department.id, "") if department else "",
+                      "suggested_company": labels.get(f"company:{c['company']}", "") if c.get("company") else ""})
+    return page(request, "ui/queue.html.j2", actor=actor, items=items, units=sorted(labels.values()),
+                categories=[node.label for node in state.taxonomy.categories.walk()],
+                urgency=state.taxonomy.urgency.levels, types=state.taxonomy.appeal_types.names)
 
 
 @router.post("/tickets/{ticket_id}/assign")
 async def assign(ticket_id: int, request: Request, state: StateDep, session: SessionDep, actor: UiActor):
     data = await form(request)
-    body = {"primary_unit_id": data.get("primary_unit_id", "").strip(), "co_unit_ids": []}
-    if data.get("category"):
-        body["category"] = data["category"]
+    by_label = {label: unit_id for unit_id, label in unit_labels(session).items()}
+    primary = data.get("primary_unit", "").strip()
+    if primary not in by_label:
+        return RedirectResponse(f"/ui/queue?error={quote(f'工单 {ticket_id}：找不到承办单位“{primary}”')}",
+                                status_code=303)
+    co = []
+    for key in ("department_unit", "company_unit"):
+        name = data.get(key, "").strip()
+        if name:
+            if name not in by_label:
+                return RedirectResponse(f"/ui/queue?error={quote(f'工单 {ticket_id}：找不到单位“{name}”')}",
+                                        status_code=303)
+            co.append(by_label[name])
+    body = {"primary_unit_id": by_label[primary], "co_unit_ids": co}
+    for key in ("category", "appeal_type"):
+        if data.get(key, "").strip():
+            body[key] = data[key].strip()
+    if data.get("urgency", "").strip().isdigit():
+        body["urgency"] = int(data["urgency"])
     try:
         TicketService(session, state.taxonomy, state.predictor, state.settings.review_threshold).act(
             ticket_id, "assign", body, actor)
     except (TicketNotFound, IllegalTransition, NotPermitted, InvalidAction, Conflict) as exc:
         return RedirectResponse(f"/ui/queue?error={quote(f'工单 {ticket_id}：{exc}')}", status_code=303)
-    done = f"工单 {ticket_id} 已派给 {body['primary_unit_id']}"
-    return RedirectResponse(f"/ui/queue?flash={quote(done)}",
-                            status_code=303)
+    done = f"工单 {ticket_id} 已派给 {primary}"
+    return RedirectResponse(f"/ui/queue?flash={quote(done)}", status_code=303)
 
 
 @router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
@@ -128,7 +189,7 @@ def ticket(ticket_id: int, request: Request, state: StateDep, session: SessionDe
 @router.get("/rankings", response_class=HTMLResponse)
 def rankings(request: Request, state: StateDep, session: SessionDep, actor: UiActor, month: str | None = None,
              level: str = "street"):
-    from serving.scores import HOTLINE_TZ, monthly_scores
+    from serving.services.scores import HOTLINE_TZ, monthly_scores
 
     month = month or datetime.now(HOTLINE_TZ).strftime("%Y-%m")
     try:
@@ -144,7 +205,7 @@ def hotspots(request: Request, state: StateDep, session: SessionDep, actor: UiAc
     from serving.analytics.hotspots import find_hotspots
     from serving.analytics.sources import appeals_from_store
     from serving.analytics.volume import VolumeQuery, volume
-    from serving.scores import HOTLINE_TZ
+    from serving.services.scores import HOTLINE_TZ
 
     days = min(max(days, 1), 92)
     end = datetime.now(HOTLINE_TZ).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
