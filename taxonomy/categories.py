@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -135,6 +135,20 @@ class CategoryTree:
             reason = "is ambiguous: give its full path" if ambiguous else "is not in the category tree"
             raise TaxonomyError(self.source, "category", f"{label!r} {reason}")
         return node
+
+    def with_keywords(self, keywords: dict[str, list[str]], source: str | Path | None = None) -> "CategoryTree":
+        """The same tree with signal phrases added to the nodes a mapping names by path (the profile's
+        ``keywords.yaml``); a path that is not in the tree is an error naming it."""
+        for label in keywords:
+            if label not in self._by_label:
+                raise TaxonomyError(source, f"keywords.{label}", "is not a path in the category tree")
+
+        def rebuild(node: Category) -> Category:
+            extra = tuple(k.strip() for k in keywords.get(node.label, ()) if k.strip())
+            return replace(node, keywords=tuple(dict.fromkeys(node.keywords + extra)),
+                           children=tuple(rebuild(child) for child in node.children))
+
+        return CategoryTree(tuple(rebuild(root) for root in self.roots), source=self.source)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "CategoryTree":

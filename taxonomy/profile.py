@@ -52,10 +52,16 @@ class _ProfileFile(BaseModel):
     districts: str
     departments: str
     street_aliases: str | None = None
+    keywords: str | None = None
     scoring: str
     dispatch: str
     groups: str
     streets: _StreetsRef
+
+
+class _KeywordsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    keywords: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class _AliasesFile(BaseModel):
@@ -103,6 +109,9 @@ def load_taxonomy(
         categories = CategoryTree.from_csv(categories_file)
     else:
         categories = CategoryTree.from_yaml(categories_file)
+    if spec.keywords:
+        path = directory / spec.keywords
+        categories = categories.with_keywords(load_model(_KeywordsFile, path).keywords, path)
     urgency = load_model(UrgencyScheme, directory / spec.urgency)
     appeal_types = load_model(AppealTypeScheme, directory / spec.appeal_types)
     districts = load_model(DistrictsFile, directory / spec.districts)

@@ -18,8 +18,8 @@ probabilities, and stored in the bundle's ``decision``):
 - the urgency threshold is the P(urgent) with the best F2 (recall counted twice as much as precision: a
   missed urgent appeal costs more than a reviewer's look) on the validation appeals the trusted rules
   leave to the head;
-- the prior's strength (of ``PRIOR_STRENGTHS``) and the first-level blend (of ``LEVEL1_BLENDS``) are the
-  pair with the best first-level macro-F1 plus second-level accuracy on the appeals people labelled
+- the prior's strength (of ``PRIOR_STRENGTHS``), the first-level blend (of ``LEVEL1_BLENDS``) and the
+  prior correction (of ``PRIOR_CORRECTIONS``) are the combination with the best first-level macro-F1 plus second-level accuracy on the appeals people labelled
   below the first level.
 """
 
@@ -46,6 +46,7 @@ DANGER_RULES = ("urgency.1.phrase", "urgency.1.pattern")
 RULE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 PRIOR_STRENGTHS = (0.0, 0.5, 1.0)
 LEVEL1_BLENDS = (0.0, 0.25, 0.5, 0.75, 1.0)
+PRIOR_CORRECTIONS = (0.0, 0.25, 0.5)
 
 
 @dataclass
@@ -75,8 +76,8 @@ def lowest_threshold(confidence: np.ndarray, correct: np.ndarray, target: float)
 
 def choose_decisions(validation: ValidationSet, taxonomy: Taxonomy, log=None) -> Decisions:
     frame = validation.frame
-    prior, blend = _choose_reading(validation, taxonomy)
-    base = Decisions(levels=(0.0, 0.0, 0.0), prior=prior, level1_blend=blend)
+    prior, blend, alpha = _choose_reading(validation, taxonomy)
+    base = Decisions(levels=(0.0, 0.0, 0.0), prior=prior, level1_blend=blend, prior_correction=alpha)
     routes = _routes(validation, taxonomy, base)
     levels = []
     for depth in (1, 2, 3):
@@ -88,7 +89,8 @@ def choose_decisions(validation: ValidationSet, taxonomy: Taxonomy, log=None) ->
     department_weight = _best_weight(validation, taxonomy, base, "department")
     company_weight = _best_weight(validation, taxonomy, base, "company")
     decided = Decisions(levels=tuple(levels), department_rule_weight=department_weight,
-                        company_rule_weight=company_weight, level1_blend=blend, prior=prior)
+                        company_rule_weight=company_weight, level1_blend=blend, prior_correction=alpha,
+                        prior=prior)
     routes = _routes(validation, taxonomy, decided)
     truth = list(frame["department"])
     rows = [i for i, t in enumerate(truth) if t]
@@ -98,7 +100,8 @@ def choose_decisions(validation: ValidationSet, taxonomy: Taxonomy, log=None) ->
     urgency_rules, type_rules = _trusted_rules(validation, taxonomy, routes)
     urgent = _urgent_threshold(validation, taxonomy, routes, urgency_rules, type_rules)
     decided = Decisions(levels=tuple(levels), dispatch=dispatch, department_rule_weight=department_weight,
-                        company_rule_weight=company_weight, level1_blend=blend, urgent=urgent, urgency_rules=tuple(urgency_rules),
+                        company_rule_weight=company_weight, level1_blend=blend, prior_correction=alpha,
+                        urgent=urgent, urgency_rules=tuple(urgency_rules),
                         type_rules=tuple(type_rules), prior=prior)
     if log:
         log(f"decisions on validation: {decided.to_dict()}")
@@ -111,26 +114,29 @@ def _routes(validation: ValidationSet, taxonomy: Taxonomy, decisions: Decisions)
     return hierarchy.decide(validation.probabilities, validation.texts)
 
 
-def _choose_reading(validation: ValidationSet, taxonomy: Taxonomy) -> tuple[dict, float]:
-    """The prior's strength and the first-level blend with the best first-level macro-F1 plus second-level
-    accuracy, over the validation appeals labelled below the first level (people's labels of all 15)."""
+def _choose_reading(validation: ValidationSet, taxonomy: Taxonomy) -> tuple[dict, float, float]:
+    """The prior's strength, the first-level blend and the prior correction with the best first-level
+    macro-F1 plus second-level accuracy, over the validation appeals labelled below the first level
+    (people's labels of all 15)."""
     frame = validation.frame
     truth2 = [cut(p, 2) for p in frame["category_path"]]
     rows = [i for i, t in enumerate(truth2) if t]
     if not rows:
-        return {"strength": 0.0, "k": 5.0, "cap": 2}, 0.0
+        return {"strength": 0.0, "k": 5.0, "cap": 2}, 0.0, 0.0
     truth1 = [frame["category"].iloc[i] for i in rows]
-    best, best_score = ({"strength": 0.0, "k": 5.0, "cap": 2}, 0.0), -1.0
+    best, best_score = ({"strength": 0.0, "k": 5.0, "cap": 2}, 0.0, 0.0), -1.0
     blends = LEVEL1_BLENDS if "category_l2" in validation.heads else (0.0,)
     for strength in PRIOR_STRENGTHS:
         prior = {"strength": strength, "k": 5.0, "cap": 2}
         for blend in blends:
-            routes = _routes(validation, taxonomy, Decisions(levels=(0.0, 0.0, 0.0), prior=prior, level1_blend=blend))
-            pred1 = [routes[i].full_path[0] for i in rows]
-            f1 = f1_score(truth1, pred1, average="macro", labels=sorted(set(truth1)), zero_division=0)
-            acc2 = np.mean(["/".join(routes[i].full_path[:2]) == truth2[i] for i in rows])
-            if f1 + acc2 > best_score + 1e-9:
-                best, best_score = (prior, blend), f1 + acc2
+            for alpha in PRIOR_CORRECTIONS:
+                routes = _routes(validation, taxonomy, Decisions(levels=(0.0, 0.0, 0.0), prior=prior,
+                                                                 level1_blend=blend, prior_correction=alpha))
+                pred1 = [routes[i].full_path[0] for i in rows]
+                f1 = f1_score(truth1, pred1, average="macro", labels=sorted(set(truth1)), zero_division=0)
+                acc2 = np.mean(["/".join(routes[i].full_path[:2]) == truth2[i] for i in rows])
+                if f1 + acc2 > best_score + 1e-9:
+                    best, best_score = (prior, blend, alpha), f1 + acc2
     return best
 
 
@@ -145,7 +151,8 @@ def _best_weight(validation: ValidationSet, taxonomy: Taxonomy, base: Decisions,
     for weight in RULE_WEIGHTS:
         key = "department_rule_weight" if head == "department" else "company_rule_weight"
         routes = _routes(validation, taxonomy, Decisions(levels=(0.0, 0.0, 0.0), prior=base.prior,
-                                                         level1_blend=base.level1_blend, **{key: weight}))
+                                                         level1_blend=base.level1_blend,
+                                                         prior_correction=base.prior_correction, **{key: weight}))
         if head == "department":
             scores[weight] = float(np.mean([routes[i].department == truth[i] for i in rows]))
         else:

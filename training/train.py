@@ -136,7 +136,7 @@ def train(config: TrainConfig, taxonomy: Taxonomy, log=print) -> TrainResult:
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         if config.kind == "linear":
-            manifest_data, metrics, _ = _linear_bundle(staging, config, taxonomy, parts, training_data, log)
+            manifest_data, metrics, _, _ = _linear_bundle(staging, config, taxonomy, parts, training_data, log)
         elif config.kind == "transformer":
             manifest_data, metrics = _transformer_bundle(staging, config, taxonomy, frame, training_data, log)
         else:
@@ -230,20 +230,27 @@ def _linear_bundle(staging: Path, config: TrainConfig, taxonomy: Taxonomy, parts
         validation = (np.asarray(known), category.validation_probabilities[known])
         metrics["validation"] = compute_metrics(category.labels, list(validation_part["category"].iloc[known]),
                                                 validation[1])
-    if len(validation_part) and _learns_routing(fitted.heads):
-        probabilities = {name: h.validation_probabilities for name, h in fitted.heads.items()}
-        decisions = choose_decisions(ValidationSet(validation_part.reset_index(drop=True), probabilities,
-                                                   {n: h.labels for n, h in fitted.heads.items()},
-                                                   manifest_data["head_counts"]), taxonomy, log)
-        manifest_data["decision"] = decisions.to_dict()
+    val_heads = {name: h.validation_probabilities for name, h in fitted.heads.items()}
     served = LinearCategoryModel(Manifest(staging, manifest_data))  # evaluate what serving will load
     test = parts["test"][parts["test"]["category"].isin(category.labels)]
     if len(test):
         probabilities = served.predict_proba(list(test["title"]), list(test["text"]))
         metrics["test"] = compute_metrics(category.labels, list(test["category"]), probabilities)
     _write_reports(staging, metrics)
+    _decide_and_report(staging, manifest_data, taxonomy, parts, metrics, validation_part, val_heads, log)
+    return manifest_data, metrics, validation, val_heads
+
+
+def _decide_and_report(staging: Path, manifest_data: dict, taxonomy: Taxonomy, parts: dict, metrics: dict,
+                       validation_part, val_heads: dict | None, log) -> None:
+    """Choose the bundle's decisions on validation (where its heads learnt more than the first level) and
+    write the routing report of the test split, as the service decides."""
+    heads = {name: manifest_data["heads"][name]["labels"] for name in manifest_data["heads"]}
+    if val_heads and len(validation_part) and _learns_routing(heads):
+        decisions = choose_decisions(ValidationSet(validation_part.reset_index(drop=True), val_heads, heads,
+                                                   manifest_data.get("head_counts", {})), taxonomy, log)
+        manifest_data["decision"] = decisions.to_dict()
     _route_report(staging, Manifest(staging, manifest_data), taxonomy, parts, metrics)
-    return manifest_data, metrics, validation
 
 
 def _learns_routing(heads: dict) -> bool:
@@ -315,13 +322,17 @@ def _transformer_bundle(staging: Path, config: TrainConfig, taxonomy: Taxonomy, 
     if built is None:
         built = build_transformer(staging, frame, categories, taxonomy, _transformer_options(config), config.level,
                                   log=log, progress=config.progress)
-    manifest_data = {**built.manifest_data, "taxonomy": {"profile": taxonomy.name}, "training_data": training_data}
+    manifest_data = {**built.manifest_data, "taxonomy": {"profile": taxonomy.name}, "training_data": training_data,
+                     "head_counts": built.head_counts or {}}
     evaluated = _write_reports(staging, built.metrics)
     if evaluated:
         with (staging / "report.md").open("a", encoding="utf-8") as fh:
             fh.write(heads_markdown(built.head_metrics, built.report_extra))
     (staging / "report_heads.json").write_text(json.dumps(
         {"heads": built.head_metrics, **built.report_extra}, ensure_ascii=False, indent=2), encoding="utf-8")
+    parts = {name: frame[frame["split"] == name] for name in ("train", "validation", "test")}
+    _decide_and_report(staging, manifest_data, taxonomy, parts, built.metrics, parts["validation"],
+                       built.validation_heads, log)
     return manifest_data, built.metrics
 
 
@@ -332,8 +343,8 @@ def _ensemble_bundle(staging: Path, config: TrainConfig, taxonomy: Taxonomy, fra
     linear_dir, transformer_dir = staging / "members" / "linear", staging / "members" / "transformer"
     linear_dir.mkdir(parents=True)
     transformer_dir.mkdir(parents=True)
-    linear_manifest, linear_metrics, linear_val = _linear_bundle(linear_dir, config, taxonomy, parts,
-                                                                 training_data, log)
+    linear_manifest, linear_metrics, linear_val, linear_heads = _linear_bundle(linear_dir, config, taxonomy, parts,
+                                                                               training_data, log)
     if linear_manifest["heads"]["category"]["labels"] != categories:
         raise ValueError("the linear and transformer members would have different category labels")
     write_manifest(linear_dir, linear_manifest)
@@ -357,13 +368,17 @@ def _ensemble_bundle(staging: Path, config: TrainConfig, taxonomy: Taxonomy, fra
         weight = max(table, key=lambda r: (r["validation_macro_f1"], -abs(r["linear_weight"] - 0.5)))["linear_weight"]
     log(f"ensemble: linear weight {weight:.1f} (validation macro-F1 by weight: "
         + ", ".join(f"{r['linear_weight']:.1f}→{r['validation_macro_f1']:.4f}" for r in table) + ")")
+    head_weights, val_heads = _head_weights(linear_manifest, transformer_manifest, linear_heads, built,
+                                            parts["validation"], weight, log)
     manifest_data = {
         "kind": "ensemble",
         "heads": {"category": {"labels": categories, "level": config.level},
                   **{k: v for k, v in transformer_manifest["heads"].items() if k != "category"}},
+        "head_counts": linear_manifest.get("head_counts", {}),
         "preprocessing": linear_manifest["preprocessing"],
         "members": [{"path": "members/linear", "kind": "linear", "weight": weight},
                     {"path": "members/transformer", "kind": "transformer", "weight": round(1 - weight, 2)}],
+        "head_weights": head_weights,
         "weight_search": table,
         "taxonomy": {"profile": taxonomy.name},
         "training_data": training_data,
@@ -377,12 +392,45 @@ def _ensemble_bundle(staging: Path, config: TrainConfig, taxonomy: Taxonomy, fra
         metrics["test"] = compute_metrics(categories, list(test["category"]),
                                           served.predict_proba(list(test["title"]), list(test["text"])))
     _write_reports(staging, metrics, "ensemble category")
+    _decide_and_report(staging, manifest_data, taxonomy, parts, metrics, parts["validation"], val_heads, log)
     comparison = {"linear": linear_metrics.get("test"), "transformer": transformer_metrics.get("test"),
                   "ensemble": metrics.get("test")}
     (staging / "comparison.json").write_text(json.dumps(comparison, ensure_ascii=False, indent=2), encoding="utf-8")
     with (staging / "report.md").open("a", encoding="utf-8") as fh:
         fh.write(comparison_markdown(comparison))
     return manifest_data, metrics
+
+
+def _head_weights(linear_manifest: dict, transformer_manifest: dict, linear_heads: dict, built, validation,
+                  category_weight: float, log) -> tuple[dict, dict | None]:
+    """Per head both members have with the same labels, the linear member's weight with the lowest
+    validation log-loss (the category head keeps the weight chosen for its macro-F1); and the mixed
+    validation probabilities that the ensemble's decisions are chosen on."""
+    from training.heads import head_values
+
+    if not built.validation_heads or linear_heads is None or len(validation) == 0:
+        return {}, None
+    weights, mixed = {"category": category_weight}, {}
+    for head, labels in transformer_manifest["heads"].items():
+        tr = built.validation_heads[head]
+        lin_labels = linear_manifest["heads"].get(head, {}).get("labels")
+        if lin_labels != labels["labels"] or tr.shape[0] != linear_heads[head].shape[0]:
+            mixed[head] = tr
+            continue
+        lin = linear_heads[head]
+        if head != "category":
+            truth = head_values(validation, head)
+            rows = [i for i, t in enumerate(truth) if t in labels["labels"]]
+            y = np.array([labels["labels"].index(truth[i]) for i in rows])
+            best = (np.inf, 0.5)
+            for w in np.round(np.linspace(0, 1, 11), 2):
+                p = w * lin[rows] + (1 - w) * tr[rows]
+                nll = float(-np.log(p[np.arange(len(rows)), y].clip(1e-12)).mean()) if rows else 0.0
+                best = min(best, (nll, float(w)))
+            weights[head] = best[1]
+        mixed[head] = weights[head] * lin + (1 - weights[head]) * tr
+    log(f"ensemble: linear weight per head {weights}")
+    return weights, mixed
 
 
 def comparison_markdown(comparison: dict) -> str:

@@ -14,7 +14,8 @@ Rules:
   centroid, its key phrases the heaviest jieba words of its members against the whole corpus, its
   place the most common named place (小区, 路, 村 …, or the resolved street when known), its trend the
   change between the first and second half of its life; key phrases are the words most of its titles share;
-- hotspots rank by size, then by public support (likes) when known.
+- hotspots rank by size, then by public support (likes) when known; each names its members' most common
+  category at the level asked for (any level of the tree).
 The same ``HotspotIndex`` serves intake: ``match`` says which open hotspot a new appeal would join.
 """
 
@@ -49,6 +50,7 @@ class Appeal:
     at: datetime
     place: str | None = None  # resolved street or district name, when known
     likes: int = 0
+    category: str | None = None  # the ticket's category path, when known
 
 
 @dataclass
@@ -64,6 +66,7 @@ class Hotspot:
     trend: str
     weekly: list[int]
     likes: int = 0
+    category: str | None = None  # its members' most common category, at the level asked for
 
     def to_dict(self) -> dict:
         data = dict(self.__dict__)
@@ -211,7 +214,7 @@ def _trend(weekly: list[int]) -> str:
 
 
 def describe(appeals: list[Appeal], groups: list[list[int]], matrix: sp.csr_matrix, min_size: int = 3,
-             top: int | None = None, phrases: int = 5) -> list[Hotspot]:
+             top: int | None = None, phrases: int = 5, level: int = 1) -> list[Hotspot]:
     """Turn clusters into ranked hotspots with their evidence (``matrix`` from ``vectors``)."""
     big = sorted((g for g in groups if len(g) >= min_size),
                  key=lambda g: (-len(g), -sum(appeals[m].likes for m in g), min(appeals[m].at for m in g)))
@@ -228,8 +231,9 @@ def describe(appeals: list[Appeal], groups: list[list[int]], matrix: sp.csr_matr
             places = Counter(p for m in members for p in set(_places(appeals[m].title)))
         dates = [appeals[m].at for m in members]
         weekly = _weekly(dates)
+        categories = Counter("/".join(appeals[m].category.split("/")[:level]) for m in members if appeals[m].category)
         hotspots.append(Hotspot(
-            id=rank, size=len(members),
+            id=rank, size=len(members), category=categories.most_common(1)[0][0] if categories else None,
             ticket_ids=[appeals[m].id for m in sorted(members, key=lambda m: appeals[m].at)],
             title=title, key_phrases=_key_phrases([appeals[m] for m in members], phrases),
             place=places.most_common(1)[0][0] if places else None, first=min(dates), last=max(dates),
@@ -267,12 +271,13 @@ def _key_phrases(members: list[Appeal], limit: int) -> list[str]:
 
 
 def find_hotspots(appeals: list[Appeal], threshold: float = 0.35, window_days: int = 30, min_size: int = 3,
-                  top: int | None = None, merge_threshold: float = 0.4) -> list[Hotspot]:
+                  top: int | None = None, merge_threshold: float = 0.4, level: int = 1) -> list[Hotspot]:
+    """``level``: the category level each hotspot names (its members' most common path cut there)."""
     if not appeals:
         return []
     matrix = vectors(appeals)
     groups = cluster(appeals, threshold, window_days, merge_threshold, matrix=matrix)
-    return describe(appeals, groups, matrix, min_size, top)
+    return describe(appeals, groups, matrix, min_size, top, level=level)
 
 
 __all__ = ["Appeal", "Hotspot", "cluster", "describe", "find_hotspots", "document", "vectors"]

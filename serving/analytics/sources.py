@@ -13,13 +13,16 @@ from serving.analytics.hotspots import Appeal
 from serving.store.models import TicketRow, UnitRow
 
 
-def appeals_from_store(session: Session, start: datetime, end: datetime) -> list[Appeal]:
+def appeals_from_store(session: Session, start: datetime, end: datetime, category: str | None = None) -> list[Appeal]:
+    """The period's tickets as appeals; ``category`` (a path at any level) keeps those filed under it."""
     names = dict(session.execute(select(UnitRow.id, UnitRow.name)).all())
-    rows = session.execute(select(TicketRow.id, TicketRow.title, TicketRow.text, TicketRow.received_at,
-                                  TicketRow.street_id).where(TicketRow.received_at >= start,
-                                                             TicketRow.received_at < end)).all()
+    query = select(TicketRow.id, TicketRow.title, TicketRow.text, TicketRow.received_at, TicketRow.street_id,
+                   TicketRow.category).where(TicketRow.received_at >= start, TicketRow.received_at < end)
+    if category:
+        query = query.where((TicketRow.category == category) | TicketRow.category.startswith(category + "/"))
     return [Appeal(id=str(r.id), title=r.title, text=r.text, at=r.received_at,
-                   place=names.get(r.street_id) if r.street_id else None) for r in rows]
+                   place=names.get(r.street_id) if r.street_id else None, category=r.category)
+            for r in session.execute(query).all()]
 
 
 def appeals_from_file(path: str | Path) -> tuple[list[Appeal], int]:

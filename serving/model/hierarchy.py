@@ -3,6 +3,8 @@
 Rules this module implements:
 - every level is read in the space of the tree's nodes at that level; a head's labels are placed on their
   nodes, nodes the bundle never learnt start at zero (the tree prior, ``serving.model.prior``, may raise them);
+- a head's probabilities may first be divided by its training label shares to the power ``prior_correction``
+  (chosen on validation: the first level's largest class otherwise wins most close calls);
 - level 1 is the ``category`` head, mixed (geometrically, weight ``level1_blend``) with the first-level
   mass of the ``category_l2`` head, which learnt every first-level category from people's labels; level 2 and 3 (``category_l2``, ``category_l3``) are read within their
   parent: P(node | parent) is the head's probability of the node over that of its siblings, and the joint
@@ -43,6 +45,7 @@ class Decisions:
     department_rule_weight: float = 1.0
     company_rule_weight: float = 1.0
     level1_blend: float = 0.0  # weight of the deeper heads' own first-level evidence (geometric mix)
+    prior_correction: float = 0.0  # α: each head's probabilities divided by its training label shares ** α
     urgent: float | None = None  # P(level 1 or 2) at which the urgency head calls an appeal urgent
     urgency_rules: tuple[str, ...] = ()  # rule ids that decide urgency over the head (precise on validation)
     type_rules: tuple[str, ...] = ()  # appeal types whose signal rule decides over the head
@@ -57,6 +60,7 @@ class Decisions:
                    department_rule_weight=float(data.get("department_rule_weight", 1.0)),
                    company_rule_weight=float(data.get("company_rule_weight", 1.0)),
                    level1_blend=float(data.get("level1_blend", 0.0)),
+                   prior_correction=float(data.get("prior_correction", 0.0)),
                    urgent=data.get("urgent"), urgency_rules=tuple(data.get("urgency_rules") or ()),
                    type_rules=tuple(data.get("type_rules") or ()), prior=dict(data.get("prior") or {}))
 
@@ -64,6 +68,7 @@ class Decisions:
         return {"levels": list(self.levels), "dispatch": self.dispatch,
                 "department_rule_weight": self.department_rule_weight,
                 "company_rule_weight": self.company_rule_weight, "level1_blend": self.level1_blend,
+                "prior_correction": self.prior_correction,
                 "urgent": self.urgent,
                 "urgency_rules": list(self.urgency_rules), "type_rules": list(self.type_rules), "prior": self.prior}
 
@@ -158,13 +163,24 @@ class Hierarchy:
         for level, head in enumerate(LEVEL_HEADS, start=1):
             rows = len(next(iter(probabilities.values())))
             if head in probabilities:
-                mass = self.index.scatter(level, self.heads[head], probabilities[head])
+                mass = self.index.scatter(level, self.heads[head], self._corrected(head, probabilities[head]))
             else:
                 mass = np.zeros((rows, len(self.index.nodes[level - 1])))
             if self.prior is not None and texts is not None and (head in probabilities or level == 1):
                 mass = self.prior.apply(level, mass, texts, self.n_train.get(head, {}))
             masses.append(mass)
         return masses
+
+    def _corrected(self, head: str, values: np.ndarray) -> np.ndarray:
+        """Divide by the head's training label shares ** α: a large class learnt from many appeals no
+        longer wins every close call (α chosen on validation for macro-F1)."""
+        alpha = self.decisions.prior_correction
+        counts = self.n_train.get(head)
+        if alpha <= 0 or not counts:
+            return values
+        shares = np.array([max(counts.get(label, 0), 1) for label in self.heads[head]], dtype=np.float64)
+        adjusted = values / (shares / shares.sum()) ** alpha
+        return adjusted / adjusted.sum(axis=1, keepdims=True)
 
     def decide(self, probabilities: dict[str, np.ndarray], texts: list[str] | None = None) -> list[PathPrediction]:
         idx = self.index

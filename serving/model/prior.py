@@ -6,11 +6,12 @@ Rules this module implements:
   out), and every phrase of its descendants, so that a first-level node is found through its leaves;
 - an appeal's match with a node is the number of its distinct phrases found in the title or text, capped
   at ``cap`` and divided by it (0 … 1);
-- the prior adds ``strength × w × match`` to the node's share among its siblings, where
-  ``w = k / (k + n)`` and n is how many labelled appeals the bundle learnt the node from: a node with many
-  examples is left to the model, a node the bundle never saw (n = 0, e.g. a special line an admin just
-  opened) is routed by its phrases alone. Where the model gives a parent's children no mass at all, the
-  phrases alone decide among them.
+- the prior adds ``w × match`` times the mass of the node's siblings to the node, where for a node the
+  bundle learnt from n labelled appeals ``w = strength × k / (k + n)`` (a node with many examples is left
+  to the model), and for a node the bundle never saw (e.g. a special line an admin just opened) ``w =
+  unseen``: the model cannot speak for it, so one of its phrases outweighs the model's whole mass there
+  (``unseen`` 3, ``cap`` 2: one phrase gives it 1.5 times its siblings' mass). Where the model gives a
+  parent's children no mass at all, the phrases alone decide among them.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ def node_phrases(name: str, description: str | None, keywords: tuple[str, ...] =
 
 
 class TreePrior:
-    def __init__(self, tree: CategoryTree, strength: float = 1.0, k: float = 5.0, cap: int = 2):
-        self.strength, self.k, self.cap = strength, k, cap
+    def __init__(self, tree: CategoryTree, strength: float = 1.0, k: float = 5.0, cap: int = 2, unseen: float = 3.0):
+        self.strength, self.k, self.cap, self.unseen = strength, k, cap, unseen
         own = {node.label: node_phrases(node.name, node.description, getattr(node, "keywords", ()))
                for node in tree.walk()}
         self.phrases: list[list[tuple[str, ...]]] = []
@@ -57,7 +58,7 @@ class TreePrior:
     def from_dict(cls, tree: CategoryTree, settings: dict | None) -> "TreePrior":
         settings = settings or {}
         return cls(tree, strength=float(settings.get("strength", 1.0)), k=float(settings.get("k", 5.0)),
-                   cap=int(settings.get("cap", 2)))
+                   cap=int(settings.get("cap", 2)), unseen=float(settings.get("unseen", 3.0)))
 
     def match(self, level: int, texts: list[str]) -> np.ndarray:
         phrases = self.phrases[level - 1]
@@ -74,11 +75,12 @@ class TreePrior:
         return out
 
     def apply(self, level: int, mass: np.ndarray, texts: list[str], n_train: dict[str, int]) -> np.ndarray:
-        if self.strength <= 0:
-            return mass
         labels = self.labels[level - 1]
-        weight = np.array([self.k / (self.k + n_train.get(label, 0)) for label in labels])
-        match = self.match(level, texts) * weight * self.strength
+        weight = np.array([self.strength * self.k / (self.k + n_train[label]) if n_train.get(label) else self.unseen
+                           for label in labels])
+        if not weight.any():
+            return mass
+        match = self.match(level, texts) * weight
         if level == 1:
             total = mass.sum(axis=1, keepdims=True)
             return mass + match * np.where(total > 0, total, 1.0)

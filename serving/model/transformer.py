@@ -151,7 +151,7 @@ class TransformerModel:
 
 
 class EnsembleModel:
-    """Weighted average of member bundles' category probabilities."""
+    """Weighted average of member bundles' head probabilities."""
 
     def __init__(self, manifest: Manifest, load_member):
         self.manifest = manifest
@@ -175,21 +175,34 @@ class EnsembleModel:
             raise BundleError(manifest.path, "member weights must be non-negative and not all zero")
         self.weights = [w / total for w in self.weights]
         self.heads = {"category": self.labels}
-        for model in self.members:
+        for model in reversed(self.members):
             for head, labels in model.heads.items():
                 self.heads.setdefault(head, labels)
+        self.head_weights = dict(manifest.data.get("head_weights") or {})
         self.parallel_safe = all(m.parallel_safe for m in self.members)
 
     def predict_all(self, titles: list[str], texts: list[str]) -> dict[str, np.ndarray]:
-        combined, extra = None, {}
-        for model, weight in zip(self.members, self.weights):
-            result = model.predict_all(titles, texts)
-            part = weight * result["category"]
-            combined = part if combined is None else combined + part
-            for head, values in result.items():
-                if head != "category":
-                    extra.setdefault(head, values)
-        return {"category": combined, **extra}
+        """Every head the members share with the same labels is averaged (the category head with the member
+        weights, the others with ``head_weights`` where the manifest has them); any other head is the last
+        member's that has it."""
+        results = [model.predict_all(titles, texts) for model in self.members]
+        out = {}
+        for head, labels in self.heads.items():
+            having = [(m, r, w) for m, r, w in zip(self.members, results, self.weights)
+                      if head in r and list(m.heads.get(head, [])) == list(labels)]
+            if len(having) < 2:
+                owner = [r for m, r in zip(self.members, results) if head in r]
+                if owner:
+                    out[head] = owner[-1][head]
+                continue
+            if head != "category" and head in self.head_weights:
+                linear = float(self.head_weights[head])
+                weights = [linear, 1.0 - linear][:len(having)]
+            else:
+                weights = [w for _, _, w in having]
+            total = sum(weights) or 1.0
+            out[head] = sum(w / total * r[head] for (_, r, _), w in zip(having, weights))
+        return out
 
     def predict_proba(self, titles: list[str], texts: list[str]) -> np.ndarray:
         return self.predict_all(titles, texts)["category"]

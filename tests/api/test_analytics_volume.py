@@ -120,6 +120,17 @@ def test_hotspots_over_http_find_a_burst_of_heating_complaints(admin, base_url):
                                               "trend"} <= set(top)
     assert admin.get("/v1/analytics/hotspots", params={"from": "2026-12-16T00:00:00+08:00",
                                                        "to": "2026-12-15T00:00:00+08:00"}).status_code == 422
+    # any level of the tree: the hotspot names its category there, and a path narrows the search
+    first_level = top["category"]
+    assert first_level and "/" not in first_level
+    narrowed = admin.get("/v1/analytics/hotspots", params={"from": "2026-12-15T00:00:00+08:00",
+                                                           "to": "2026-12-16T00:00:00+08:00", "level": 2,
+                                                           "category": first_level}).json()
+    assert narrowed["appeals"] < 28 and narrowed["items"][0]["category"].startswith(first_level + "/") \
+        or narrowed["items"][0]["category"] == first_level
+    unknown = admin.get("/v1/analytics/hotspots", params={"from": "2026-12-15T00:00:00+08:00",
+                                                          "to": "2026-12-16T00:00:00+08:00", "category": "没有这类"})
+    assert unknown.status_code == 422 and "category" in unknown.text
 
 
 @pytest.mark.parametrize("path", ["/v1/analytics/volume", "/v1/analytics/hotspots", "/v1/alerts"])

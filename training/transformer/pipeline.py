@@ -23,7 +23,7 @@ from serving.model.linear import softmax
 from serving.model.transformer import MODEL_FILE, TOKENIZER_FILE, TransformerModel
 from taxonomy import Taxonomy
 from training.evaluate import compute_metrics
-from training.linear import fit_temperature
+from training.linear import fit_temperature, fit_temperature_within
 from training.transformer.fit import SPLITS, FitConfig, fit, read_prepared
 from training.transformer.prepare import load_tokenizer, prepare
 
@@ -47,6 +47,8 @@ class BuiltTransformer:
     head_metrics: dict  # {"urgency": {...}, "appeal_type": {...}} on the test split
     validation_probabilities: np.ndarray  # category, rows of the validation split in frame order
     report_extra: dict
+    validation_heads: dict | None = None  # every head's validation probabilities, same rows
+    head_counts: dict | None = None  # head -> label -> training rows
 
 
 def prepare_work(frame: pd.DataFrame, categories: list[str], taxonomy: Taxonomy, options: TransformerOptions,
@@ -153,11 +155,16 @@ def build_transformer(staging: Path, frame: pd.DataFrame, categories: list[str],
     for name in heads:
         known = labels[name][val_rows] >= 0 if val_logits is not None else np.zeros(0, dtype=bool)
         if known.any() and len(set(labels[name][val_rows][known].tolist())) > 1:
-            heads[name]["temperature"] = fit_temperature(val_logits[name][known].astype(np.float64),
-                                                         labels[name][val_rows][known])
+            heads[name]["temperature"] = _temperature(name, meta["heads"][name], val_logits[name][known],
+                                                      labels[name][val_rows][known])
         else:
             heads[name]["temperature"] = 1.0
     served.temperatures = {name: heads[name]["temperature"] for name in heads}
+    validation_heads = {name: softmax(val_logits[name], heads[name]["temperature"]) for name in heads} \
+        if val_logits is not None else None
+    train_rows_all = _rows(split, "train")
+    head_counts = {name: {label: int((labels[name][train_rows_all] == i).sum()) for i, label in enumerate(names)}
+                   for name, names in meta["heads"].items()}
 
     metrics, head_metrics = {}, {}
     val_probabilities = softmax(val_logits["category"], heads["category"]["temperature"]) if val_logits is not None \
@@ -178,7 +185,23 @@ def build_transformer(staging: Path, frame: pd.DataFrame, categories: list[str],
                                                      probabilities[name][known])
     extra = {"label_sources": meta["label_sources"], "tokens": meta["tokens"], "onnx": exported,
              "fine_tune": manifest_data["fine_tune"], "distillation": meta.get("distillation")}
-    return BuiltTransformer(manifest_data, metrics, head_metrics, val_probabilities, extra)
+    return BuiltTransformer(manifest_data, metrics, head_metrics, val_probabilities, extra, validation_heads,
+                            head_counts)
+
+
+def _temperature(head: str, names: list[str], logits: np.ndarray, y: np.ndarray) -> float:
+    """A deeper category head is read within its parent, so its temperature is fitted on that conditional."""
+    if head not in ("category_l2", "category_l3"):
+        return fit_temperature(logits.astype(np.float64), y)
+    parents = {i: label.rsplit("/", 1)[0] for i, label in enumerate(names)}
+    by_parent: dict[str, list[int]] = {}
+    for i, parent in parents.items():
+        by_parent.setdefault(parent, []).append(i)
+    siblings = [np.array(by_parent[parents[int(t)]]) for t in y]
+    keep = [k for k, sib in enumerate(siblings) if len(sib) > 1]
+    if not keep:
+        return 1.0
+    return fit_temperature_within(logits[keep].astype(np.float64), y[keep], [siblings[k] for k in keep])
 
 
 def _encoder_record(options: TransformerOptions, model) -> dict:
@@ -196,13 +219,12 @@ def heads_markdown(head_metrics: dict, extra: dict) -> str:
     """The part of report.md about the urgency and appeal-type heads, the export and the fine-tune."""
     lines = ["", "## Urgency, appeal-type and deeper category heads", ""]
     sources = extra["label_sources"]
-    lines.append("These heads learn the rule layer's labels (evaluated with the true category) plus every label "
-                 "the data carries itself, such as reviewer corrections; they are scored against the same labels. "
-                 "They are not an independent measure of urgency or type.")
+    lines.append("These heads learn the labels people gave (annotations, reviewer corrections, the team's sample), "
+                 "each from the rows that carry one, and are scored here alone against the same kind of labels on "
+                 "the test split; how the service decides with them is in the routing tables.")
     lines.append("")
     for name, m in head_metrics.items():
-        origin = (f"labels from data {sources[name]['data']}, from rules {sources[name]['rules']}" if name in sources
-                  else "labels from the data's deeper category paths")
+        origin = f"{sources[name]['data']} labelled appeals" if name in sources else "labels from the data"
         lines.append(f"- {name}: {origin}; test accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} "
                      f"({m['n']} appeals)")
     onnx = extra["onnx"]

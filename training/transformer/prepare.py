@@ -22,11 +22,9 @@ import numpy as np
 import pandas as pd
 
 from serving.model.encoding import TextEncoding, encode_sequences
-from serving.model.rules import AppealTypeRules, UrgencyRules, classify_rules
 from taxonomy import Taxonomy
+from training.heads import ROUTER_HEADS, URGENCY_LABELS, head_values
 from training.transformer.fit import SPLITS
-
-URGENCY_LABELS = ["1", "2", "3", "4"]
 
 
 def load_tokenizer(base_model: str | Path):
@@ -45,55 +43,28 @@ def load_tokenizer(base_model: str | Path):
 
 
 def head_labels(frame: pd.DataFrame, taxonomy: Taxonomy, categories: list[str]) -> tuple[dict, dict, dict]:
-    """(label names per head, label index arrays per head, {head: {"data": n, "rules": n}})."""
-    urgency_rules, type_rules = UrgencyRules(taxonomy.urgency), AppealTypeRules(taxonomy.appeal_types)
-    types = list(taxonomy.appeal_types.names)
-    cat_index = {c: i for i, c in enumerate(categories)}
-    y_cat = np.array([cat_index.get(c, -1) for c in frame["category"]], dtype=np.int64)
-    y_urg = np.empty(len(frame), dtype=np.int64)
-    y_type = np.empty(len(frame), dtype=np.int64)
-    sources = {"urgency": {"data": 0, "rules": 0}, "appeal_type": {"data": 0, "rules": 0}}
+    """(label names per head, label index arrays per head, {head: {"data": n}}): the router's heads
+    (``training.heads``), each from the rows that carry its label; -1 elsewhere (the loss ignores it)."""
+    names, labels, sources = {}, {}, {}
     unlabelled = frame["split"].eq("unlabelled").to_numpy() if "split" in frame.columns else np.zeros(len(frame), bool)
-    for i, row in enumerate(frame.itertuples(index=False)):
-        if unlabelled[i]:
-            y_urg[i] = y_type[i] = -1
-            continue
-        urgency, kind = classify_rules(urgency_rules, type_rules, row.title, row.text, row.category, normalized=True)
-        if row.urgency in (1, 2, 3, 4):
-            y_urg[i] = int(row.urgency) - 1
-            sources["urgency"]["data"] += 1
+    train = frame["split"].eq("train").to_numpy() if "split" in frame.columns else np.ones(len(frame), bool)
+    for head in ROUTER_HEADS:
+        values = head_values(frame, head) if head != "category" else list(frame["category"])
+        values = [None if unlabelled[i] else v for i, v in enumerate(values)]
+        if head == "category":
+            known = list(categories)
         else:
-            y_urg[i] = urgency.level - 1
-            sources["urgency"]["rules"] += 1
-        if row.appeal_type:
-            y_type[i] = types.index(row.appeal_type)
-            sources["appeal_type"]["data"] += 1
-        else:
-            y_type[i] = types.index(kind.appeal_type)
-            sources["appeal_type"]["rules"] += 1
-    names = {"category": categories, "urgency": URGENCY_LABELS, "appeal_type": types}
-    labels = {"category": y_cat, "urgency": y_urg, "appeal_type": y_type}
-    names_deep, labels_deep = deeper_category_heads(frame, categories)
-    return {**names, **names_deep}, {**labels, **labels_deep}, sources
-
-
-def deeper_category_heads(frame: pd.DataFrame, categories: list[str]) -> tuple[dict, dict]:
-    """``category_l2``/``category_l3`` heads where the data labels that deep (rows labelled less deep are
-    ignored by those heads' loss). Only paths under a category of the main head are kept."""
-    paths = list(frame["category_path"]) if "category_path" in frame.columns else []
-    main_depth = min((c.count("/") + 1 for c in categories), default=1)
-    names, labels = {}, {}
-    for depth in (2, 3):
-        if depth <= main_depth:
-            continue
-        cut = ["/".join(p.split("/")[:depth]) if p.count("/") + 1 >= depth else "" for p in paths]
-        known = sorted({c for c in cut if c and c.split("/")[0] in {x.split("/")[0] for x in categories}})
-        if len(known) < 2:
-            continue
+            known = sorted({v for i, v in enumerate(values) if v and train[i]})
+            if head == "urgency":
+                known = [x for x in URGENCY_LABELS if x in known]
+            if not known:
+                continue
         index = {c: i for i, c in enumerate(known)}
-        names[f"category_l{depth}"] = known
-        labels[f"category_l{depth}"] = np.array([index.get(c, -1) for c in cut], dtype=np.int64)
-    return names, labels
+        names[head] = known
+        labels[head] = np.array([index.get(v, -1) if v else -1 for v in values], dtype=np.int64)
+        if head != "category":
+            sources[head] = {"data": int((labels[head] >= 0).sum())}
+    return names, labels, sources
 
 
 def prepare(frame: pd.DataFrame, taxonomy: Taxonomy, categories: list[str], tokenizer, encoding: TextEncoding,

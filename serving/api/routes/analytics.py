@@ -38,15 +38,21 @@ def get_hotspots(state: StateDep, session: SessionDep, actor: CurrentActor,
                  start: Annotated[datetime, Query(alias="from", description="Start (inclusive), with timezone")],
                  end: Annotated[datetime, Query(alias="to", description="End (exclusive), with timezone")],
                  min_size: Annotated[int, Query(ge=2, le=1000)] = 3,
-                 limit: Annotated[int, Query(ge=1, le=500)] = 50):
+                 limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                 category: Annotated[str | None, Query(description="Only tickets under this category path (any level)")] = None,
+                 level: Annotated[int, Query(ge=1, le=3, description="The category level each hotspot names")] = 1):
     from serving.analytics.hotspots import find_hotspots
     from serving.analytics.sources import appeals_from_store
 
     require(actor, "analyst", "reviewer")
     if start.tzinfo is None or end.tzinfo is None or end <= start:
         raise HTTPException(422, "from/to: give both with a timezone, to after from")
-    appeals = appeals_from_store(session, start, end)
-    items = [h.to_dict() for h in find_hotspots(appeals, min_size=min_size, top=limit)]
+    if category is not None and state.taxonomy.categories.find(category) is None:
+        raise HTTPException(422, f"category: {category!r} is not in the category tree")
+    if category is not None:
+        category = state.taxonomy.categories.find(category).label
+    appeals = appeals_from_store(session, start, end, category)
+    items = [h.to_dict() for h in find_hotspots(appeals, min_size=min_size, top=limit, level=level)]
     for item in items:
         item["ticket_ids"] = [int(t) for t in item["ticket_ids"]]
     return {"from": start, "to": end, "appeals": len(appeals), "items": items}
