@@ -136,11 +136,13 @@ class CategoryTree:
             raise TaxonomyError(self.source, "category", f"{label!r} {reason}")
         return node
 
-    def with_keywords(self, keywords: dict[str, list[str]], source: str | Path | None = None) -> "CategoryTree":
+    def with_keywords(self, keywords: dict[str, list[str]], source: str | Path | None = None,
+                      strict: bool = True) -> "CategoryTree":
         """The same tree with signal phrases added to the nodes a mapping names by path (the profile's
-        ``keywords.yaml``); a path that is not in the tree is an error naming it."""
+        ``keywords.yaml``); a path that is not in the tree is an error naming it, or (``strict=False``, for
+        a tree that replaces the profile's) left out."""
         for label in keywords:
-            if label not in self._by_label:
+            if label not in self._by_label and strict:
                 raise TaxonomyError(source, f"keywords.{label}", "is not a path in the category tree")
 
         def rebuild(node: Category) -> Category:

@@ -111,7 +111,8 @@ def load_taxonomy(
         categories = CategoryTree.from_yaml(categories_file)
     if spec.keywords:
         path = directory / spec.keywords
-        categories = categories.with_keywords(load_model(_KeywordsFile, path).keywords, path)
+        categories = categories.with_keywords(load_model(_KeywordsFile, path).keywords, path,
+                                              strict=categories_file is None)
     urgency = load_model(UrgencyScheme, directory / spec.urgency)
     appeal_types = load_model(AppealTypeScheme, directory / spec.appeal_types)
     districts = load_model(DistrictsFile, directory / spec.districts)

@@ -10,7 +10,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 
-STATUSES = ("review", "dispatched", "accepted", "replied", "evaluated", "closed")
+from serving.domain.enums import Status
+
+STATUSES = tuple(Status)
 
 
 class Metrics:

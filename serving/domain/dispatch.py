@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from serving.domain.records import Assignment, Classification, DispatchMode
+from serving.domain.enums import Mode
 from taxonomy import Taxonomy, TaxonomyError
 from taxonomy.categories import Category
 from taxonomy.dispatch import Action, DispatchFacts, DispatchRules
@@ -150,7 +151,7 @@ def _apply(rule_id: str, then: Action, classification: Classification, place: _P
 
 
 def _review(rule_id: str, reason: str) -> DispatchDecision:
-    return DispatchDecision("review", None, (), rule_id, (reason,), None, None)
+    return DispatchDecision(Mode.REVIEW, None, (), rule_id, (reason,), None, None)
 
 
 def _resolve(target: str | None, classification: Classification, place: _Place, taxonomy: Taxonomy) -> Unit | None:

@@ -31,16 +31,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-EventKind = Literal[
-    "received", "classified", "dispatched", "queued_for_review", "accepted", "returned", "assigned",
-    "whistled", "reported_in", "noted", "replied", "evaluated", "reopened", "closed", "marked_unreasonable",
-    "supervised", "grouped", "urgency_raised", "repeated",
-]
-TicketStatus = Literal["review", "dispatched", "accepted", "replied", "evaluated", "closed"]
-DispatchMode = Literal["direct", "joint", "review"]
-Satisfaction = Literal["satisfied", "basically_satisfied", "dissatisfied"]
+from serving.domain.enums import EventKind, Mode as DispatchMode, Satisfaction, Status as TicketStatus  # noqa: F401 - names the records use
 
 
 @dataclass

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
 from serving.domain.records import Event
+from serving.domain.enums import EventKind
 from taxonomy.scoring import ScoringRules
 
 
@@ -70,7 +71,7 @@ def outcome(facts: TicketFacts) -> _Outcome:
     evaluation: dict | None = None
     unreasonable = False
     for event in facts.events:
-        if event.kind in ("dispatched", "assigned") and event.payload.get("primary_unit_id"):
+        if event.kind in (EventKind.DISPATCHED, EventKind.ASSIGNED) and event.payload.get("primary_unit_id"):
             units = (event.payload["primary_unit_id"], *event.payload.get("co_unit_ids", []))
             respond_by = datetime.fromisoformat(event.payload["respond_by"]) if event.payload.get("respond_by") else None
             dispatched_at, accepted = event.at, {}
@@ -79,9 +80,9 @@ def outcome(facts: TicketFacts) -> _Outcome:
         elif event.kind == "reopened":
             respond_by = datetime.fromisoformat(event.payload["respond_by"]) if event.payload.get("respond_by") else respond_by
             dispatched_at, accepted = event.at, {}
-        elif event.kind == "accepted" and event.unit_id and event.unit_id not in accepted:
+        elif event.kind == EventKind.ACCEPTED and event.unit_id and event.unit_id not in accepted:
             accepted[event.unit_id] = event.at
-        elif event.kind == "evaluated":
+        elif event.kind == EventKind.EVALUATED:
             evaluation = event.payload
         elif event.kind == "marked_unreasonable":
             unreasonable = True

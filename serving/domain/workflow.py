@@ -1,4 +1,10 @@
-"""The ticket's state machine: which action is allowed in which state, by whom, and where it leads.
+"""The ticket's workflow: which action is allowed in which state, by whom — and what it does.
+
+``apply(state, action, body, actor, at, context) -> (new_state, events)`` is pure: it reads the ticket as
+plain data, checks the action, and returns the ticket as the action leaves it with the events that record
+the change. The service loads the ticket, calls ``apply`` and persists both; nothing else changes a ticket.
+Every field a score reads (acceptance times, deadlines, evaluation, the group and long-standing flags) is
+changed together with an event that carries it.
 
 States: ``review`` (a person must route it) → ``dispatched`` (sent to units) → ``accepted`` (签收 by the
 primary unit) → ``replied`` (答复) → ``evaluated`` (回访) → ``closed``.
@@ -7,13 +13,18 @@ Rules:
 - ``accept``: a unit the ticket is with, from dispatched or accepted; the ticket is accepted when its
   primary unit accepts; a co-unit's acceptance is recorded for its own response rate.
 - ``return`` (退单): a unit the ticket is with, before replying; the ticket goes to review.
-- ``assign`` (派单/改派): a reviewer, in any state but closed; the ticket is dispatched anew.
+- ``assign`` (派单/改派): a reviewer, in any state but closed; the ticket is dispatched anew. The reviewer
+  may correct the category (any level), urgency, type and the group / long-standing flags; a street as
+  primary unit is where it happens, so the place follows it. The response deadline counts from now, the
+  resolution deadline from receipt. The event says whether it corrected the router (then it is training
+  data) and which department and company the chosen units name.
 - ``whistle`` (吹哨): the primary unit, once accepted; the named units must ``report-in`` (报到).
 - ``report-in``: a whistled unit, while the ticket is accepted or replied.
 - ``note``: any unit the ticket is with, or a reviewer, while open.
 - ``reply`` (答复): the primary unit, once accepted.
 - ``evaluate`` (回访): the callback role, once replied.
-- ``reopen``: a reviewer or the callback role, after a reply, evaluation or closing; back to dispatched.
+- ``reopen``: a reviewer or the callback role, after a reply, evaluation or closing; back to dispatched,
+  with a new response deadline for the units it is with.
 - ``close``: a reviewer or the callback role, once evaluated or replied.
 - ``mark-unreasonable``: a reviewer, at any time, closed tickets included.
 The admin role may do everything a reviewer and the callback role may; a unit acts only for itself.
@@ -21,11 +32,20 @@ The admin role may do everything a reviewer and the callback role may; a unit ac
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
 
-OPEN_STATES = frozenset({"review", "dispatched", "accepted", "replied", "evaluated"})
-ALL_STATES = OPEN_STATES | {"closed"}
-ROLES = ("intake", "unit", "reviewer", "callback", "analyst", "admin")
+from serving.domain.actions import InvalidAction, parse_body
+from serving.domain.dispatch import deadlines
+from serving.domain.enums import OPEN_STATUSES, EventKind, Mode, Role, Status, UnitRole
+from taxonomy.categories import CategoryTree
+from taxonomy.urgency import UrgencyScheme
+
+OPEN_STATES = frozenset(OPEN_STATUSES)
+ALL_STATES = frozenset(Status)
+ROLES = tuple(Role)
 
 
 @dataclass(frozen=True)
@@ -37,18 +57,20 @@ class ActionRule:
 
 
 RULES: dict[str, ActionRule] = {
-    "accept": ActionRule(frozenset({"dispatched", "accepted"}), frozenset({"unit"}), None, "assigned"),
-    "return": ActionRule(frozenset({"dispatched", "accepted"}), frozenset({"unit"}), "review", "assigned"),
-    "assign": ActionRule(OPEN_STATES, frozenset({"reviewer", "admin"}), "dispatched"),
-    "whistle": ActionRule(frozenset({"accepted"}), frozenset({"unit"}), None, "primary"),
-    "report-in": ActionRule(frozenset({"accepted", "replied"}), frozenset({"unit"}), None, "whistled"),
-    "note": ActionRule(OPEN_STATES, frozenset({"unit", "reviewer", "admin"}), None, "assigned"),
-    "reply": ActionRule(frozenset({"accepted"}), frozenset({"unit"}), "replied", "primary"),
-    "evaluate": ActionRule(frozenset({"replied"}), frozenset({"callback", "admin"}), "evaluated"),
-    "reopen": ActionRule(frozenset({"replied", "evaluated", "closed"}), frozenset({"reviewer", "callback", "admin"}),
-                         "dispatched"),
-    "close": ActionRule(frozenset({"replied", "evaluated"}), frozenset({"reviewer", "callback", "admin"}), "closed"),
-    "mark-unreasonable": ActionRule(ALL_STATES, frozenset({"reviewer", "admin"}), None),
+    "accept": ActionRule(frozenset({Status.DISPATCHED, Status.ACCEPTED}), frozenset({Role.UNIT}), None, "assigned"),
+    "return": ActionRule(frozenset({Status.DISPATCHED, Status.ACCEPTED}), frozenset({Role.UNIT}), Status.REVIEW,
+                         "assigned"),
+    "assign": ActionRule(OPEN_STATES, frozenset({Role.REVIEWER, Role.ADMIN}), Status.DISPATCHED),
+    "whistle": ActionRule(frozenset({Status.ACCEPTED}), frozenset({Role.UNIT}), None, "primary"),
+    "report-in": ActionRule(frozenset({Status.ACCEPTED, Status.REPLIED}), frozenset({Role.UNIT}), None, "whistled"),
+    "note": ActionRule(OPEN_STATES, frozenset({Role.UNIT, Role.REVIEWER, Role.ADMIN}), None, "assigned"),
+    "reply": ActionRule(frozenset({Status.ACCEPTED}), frozenset({Role.UNIT}), Status.REPLIED, "primary"),
+    "evaluate": ActionRule(frozenset({Status.REPLIED}), frozenset({Role.CALLBACK, Role.ADMIN}), Status.EVALUATED),
+    "reopen": ActionRule(frozenset({Status.REPLIED, Status.EVALUATED, Status.CLOSED}),
+                         frozenset({Role.REVIEWER, Role.CALLBACK, Role.ADMIN}), Status.DISPATCHED),
+    "close": ActionRule(frozenset({Status.REPLIED, Status.EVALUATED}),
+                        frozenset({Role.REVIEWER, Role.CALLBACK, Role.ADMIN}), Status.CLOSED),
+    "mark-unreasonable": ActionRule(ALL_STATES, frozenset({Role.REVIEWER, Role.ADMIN}), None),
 }
 
 
@@ -73,9 +95,75 @@ class Actor:
 
     @property
     def name(self) -> str:
-        if self.role == "unit" and self.unit_id:
+        if self.role == Role.UNIT and self.unit_id:
             return self.unit_id
-        return f"{self.role}:{self.key_id}" if self.key_id is not None else self.role
+        return f"{self.role}:{self.key_id}" if self.key_id is not None else str(self.role)
+
+
+@dataclass(frozen=True)
+class UnitState:
+    unit_id: str
+    role: str  # UnitRole
+    assigned_at: datetime
+    respond_by: datetime | None = None
+    accepted_at: datetime | None = None
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class TicketState:
+    """A ticket as the workflow reads and writes it."""
+
+    status: str
+    mode: str
+    received_at: datetime
+    category: str
+    urgency: int
+    appeal_type: str
+    primary_unit_id: str | None = None
+    respond_by: datetime | None = None
+    resolve_by: datetime | None = None
+    accepted_at: datetime | None = None
+    street_id: str | None = None
+    district_id: str | None = None
+    department_id: str | None = None
+    company_id: str | None = None
+    resolved: bool | None = None
+    satisfaction: str | None = None
+    group_appeal: bool = False
+    long_standing: bool = False
+    unreasonable: bool = False
+    classification: dict = field(default_factory=dict)
+    units: tuple[UnitState, ...] = ()
+
+    def active(self, *roles: str) -> list[UnitState]:
+        return [u for u in self.units if u.active and (not roles or u.role in roles)]
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    kind: str
+    actor: str
+    at: datetime
+    unit_id: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UnitInfo:
+    kind: str
+    district_code: str | None = None
+    department_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    """What actions look up: deadlines per urgency level, the tree, the types and the unit registry."""
+
+    urgency: UrgencyScheme
+    categories: CategoryTree
+    appeal_types: tuple[str, ...]
+    unit: Callable[[str], UnitInfo | None]
 
 
 def check(action: str, status: str, actor: Actor, *, primary: str | None, assigned: set[str],
@@ -84,14 +172,161 @@ def check(action: str, status: str, actor: Actor, *, primary: str | None, assign
     rule = RULES.get(action)
     if rule is None:
         raise ValueError(f"unknown action {action!r}")
-    if actor.role not in rule.roles and not (actor.role == "admin" and rule.unit_must_be is None):
+    if actor.role not in rule.roles and not (actor.role == Role.ADMIN and rule.unit_must_be is None):
         raise NotPermitted(f"the {actor.role} role may not {action}")
     if status not in rule.from_states:
         raise IllegalTransition(action, status)
-    if actor.role == "unit" and rule.unit_must_be:
+    if actor.role == Role.UNIT and rule.unit_must_be:
         allowed = {"assigned": assigned, "primary": {primary} if primary else set(), "whistled": whistled}[rule.unit_must_be]
         if actor.unit_id not in allowed:
             raise NotPermitted(f"unit {actor.unit_id} may not {action} this ticket")
     if action == "accept":
-        return "accepted" if actor.unit_id == primary else status
+        return Status.ACCEPTED if actor.unit_id == primary else status
     return rule.to_state
+
+
+def apply(state: TicketState, action: str, body: dict, actor: Actor, at: datetime,
+          context: Context) -> tuple[TicketState, list[NewEvent]]:
+    """Check the action and carry it out: the ticket as it leaves it, and the events recording it."""
+    assigned = {u.unit_id for u in state.active(UnitRole.PRIMARY, UnitRole.CO)}
+    whistled = {u.unit_id for u in state.active(UnitRole.WHISTLED)}
+    target = check(action, state.status, actor, primary=state.primary_unit_id, assigned=assigned, whistled=whistled)
+    parsed = parse_body(action, body)
+    handler = _HANDLERS[action]
+    return handler(state, parsed, actor, at, context, target)
+
+
+def _event(kind: str, actor: Actor, at: datetime, unit_id: str | None = None, **payload) -> NewEvent:
+    return NewEvent(str(kind), actor.name, at, unit_id, payload)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _accept(state, body, actor, at, context, target):
+    units = tuple(replace(u, accepted_at=at) if u.active and u.unit_id == actor.unit_id
+                  and u.role in (UnitRole.PRIMARY, UnitRole.CO) and u.accepted_at is None else u for u in state.units)
+    accepted_at = at if actor.unit_id == state.primary_unit_id and state.accepted_at is None else state.accepted_at
+    new = replace(state, status=target, units=units, accepted_at=accepted_at)
+    return new, [_event(EventKind.ACCEPTED, actor, at, actor.unit_id)]
+
+
+def _return(state, body, actor, at, context, target):
+    units = tuple(replace(u, active=False) for u in state.units)
+    new = replace(state, status=Status.REVIEW, mode=Mode.REVIEW, primary_unit_id=None, accepted_at=None, units=units)
+    return new, [_event(EventKind.RETURNED, actor, at, actor.unit_id, reason=body.reason)]
+
+
+def _unit(context: Context, unit_id: str, field_name: str) -> UnitInfo:
+    info = context.unit(unit_id)
+    if info is None:
+        raise InvalidAction(field_name, f"unknown unit {unit_id!r}")
+    return info
+
+
+def _assign(state, body, actor, at, context, target):
+    primary = _unit(context, body.primary_unit_id, "primary_unit_id")
+    co = [u for u in dict.fromkeys(body.co_unit_ids) if u != body.primary_unit_id]
+    infos = {u: _unit(context, u, "co_unit_ids") for u in co}
+    before = {"category": state.category, "urgency": state.urgency, "appeal_type": state.appeal_type,
+              "department": state.department_id, "company": state.company_id}
+    changes: dict[str, Any] = {}
+    if primary.kind == "street":  # the reviewer's street is where it happens: the place follows
+        changes.update(street_id=body.primary_unit_id, district_id=f"district:{primary.district_code}")
+    if body.category is not None:
+        node = context.categories.find(body.category)
+        if node is None:
+            raise InvalidAction("category", f"{body.category!r} is not in the category tree")
+        changes["category"] = node.label
+    if body.urgency is not None:
+        changes["urgency"] = body.urgency
+    if body.appeal_type is not None:
+        if body.appeal_type not in context.appeal_types:
+            raise InvalidAction("appeal_type", f"must be one of {', '.join(context.appeal_types)}")
+        changes["appeal_type"] = body.appeal_type
+    flags = {name: getattr(body, name) for name in ("group_appeal", "long_standing")
+             if getattr(body, name) is not None}
+    changes.update(flags)
+    department = next((i.department_id for i in [primary, *infos.values()] if i.kind == "department"), None)
+    company = next((u.split(":", 1)[1] for u in [body.primary_unit_id, *co]
+                    if (infos.get(u) or primary).kind == "company"), None)
+    if department is not None:
+        changes["department_id"] = department
+    changes["company_id"] = company
+    state = replace(state, **changes)
+    respond_by, _ = deadlines(state.urgency, at, context.urgency)
+    _, resolve_by = deadlines(state.urgency, state.received_at, context.urgency)
+    predicted = state.classification
+    corrected = (state.category != predicted.get("category") or state.urgency != predicted.get("urgency")
+                 or state.appeal_type != predicted.get("appeal_type")
+                 or body.primary_unit_id != predicted.get("dispatch_primary_unit_id")
+                 or (department is not None and department != predicted.get("department"))
+                 or company != predicted.get("company"))
+    mode = Mode.JOINT if co else Mode.DIRECT
+    units = tuple(replace(u, active=False) for u in state.units) + tuple(
+        UnitState(unit_id, role, at, respond_by) for role, unit_id in
+        [(UnitRole.PRIMARY, body.primary_unit_id)] + [(UnitRole.CO, u) for u in co])
+    new = replace(state, status=Status.DISPATCHED, mode=mode, primary_unit_id=body.primary_unit_id,
+                  respond_by=respond_by, resolve_by=resolve_by, accepted_at=None, units=units)
+    payload = {"mode": str(mode), "primary_unit_id": body.primary_unit_id, "co_unit_ids": co,
+               "respond_by": _iso(respond_by), "resolve_by": _iso(resolve_by), "rule": "reviewer",
+               "category": new.category, "urgency": new.urgency, "appeal_type": new.appeal_type,
+               "department": new.department_id, "company": new.company_id, "corrected": corrected,
+               "before": before, **flags}
+    return new, [_event(EventKind.ASSIGNED, actor, at, **payload)]
+
+
+def _whistle(state, body, actor, at, context, target):
+    unit_ids = list(dict.fromkeys(body.unit_ids))
+    for unit_id in unit_ids:
+        _unit(context, unit_id, "unit_ids")
+    units = state.units + tuple(UnitState(u, UnitRole.WHISTLED, at) for u in unit_ids)
+    new = replace(state, units=units)
+    return new, [_event(EventKind.WHISTLED, actor, at, actor.unit_id, unit_ids=unit_ids, note=body.note)]
+
+
+def _report_in(state, body, actor, at, context, target):
+    units = tuple(replace(u, accepted_at=at) if u.active and u.role == UnitRole.WHISTLED
+                  and u.unit_id == actor.unit_id and u.accepted_at is None else u for u in state.units)
+    payload = {"text": body.text} if body.text else {}
+    return replace(state, units=units), [_event(EventKind.REPORTED_IN, actor, at, actor.unit_id, **payload)]
+
+
+def _note(state, body, actor, at, context, target):
+    return state, [_event(EventKind.NOTED, actor, at, actor.unit_id, text=body.text)]
+
+
+def _reply(state, body, actor, at, context, target):
+    new = replace(state, status=target)
+    return new, [_event(EventKind.REPLIED, actor, at, actor.unit_id, text=body.text, solved=body.solved)]
+
+
+def _evaluate(state, body, actor, at, context, target):
+    new = replace(state, status=target, resolved=body.resolved, satisfaction=str(body.satisfaction))
+    payload = {"resolved": body.resolved, "satisfaction": str(body.satisfaction)}
+    if body.comment:
+        payload["comment"] = body.comment
+    return new, [_event(EventKind.EVALUATED, actor, at, **payload)]
+
+
+def _reopen(state, body, actor, at, context, target):
+    respond_by, _ = deadlines(state.urgency, at, context.urgency)
+    units = tuple(replace(u, accepted_at=None, respond_by=respond_by)
+                  if u.active and u.role in (UnitRole.PRIMARY, UnitRole.CO) else u for u in state.units)
+    new = replace(state, status=target, respond_by=respond_by, accepted_at=None, units=units)
+    return new, [_event(EventKind.REOPENED, actor, at, reason=body.reason, respond_by=_iso(respond_by))]
+
+
+def _close(state, body, actor, at, context, target):
+    return replace(state, status=target), [_event(EventKind.CLOSED, actor, at)]
+
+
+def _mark_unreasonable(state, body, actor, at, context, target):
+    new = replace(state, unreasonable=True)
+    return new, [_event(EventKind.MARKED_UNREASONABLE, actor, at, reason=body.reason)]
+
+
+_HANDLERS = {"accept": _accept, "return": _return, "assign": _assign, "whistle": _whistle, "report-in": _report_in,
+             "note": _note, "reply": _reply, "evaluate": _evaluate, "reopen": _reopen, "close": _close,
+             "mark-unreasonable": _mark_unreasonable}

@@ -29,6 +29,7 @@ from serving.analytics.volume import VolumeQuery, volume
 from serving.analytics.charts import cjk_font
 from serving.services.scores import HOTLINE_TZ, monthly_scores
 from serving.store.models import LedgerEntryRow, TicketRow
+from serving.domain.enums import Status
 from taxonomy import Taxonomy
 
 KINDS = {"daily": "日通报", "weekly": "周汇总", "monthly": "月分析"}
@@ -93,7 +94,7 @@ def build_report(session: Session, taxonomy: Taxonomy, kind: str, day: date) -> 
     month = period.first.strftime("%Y-%m")
     ranking = monthly_scores(session, taxonomy, month, "street")
     overdue = session.execute(select(TicketRow).where(
-        TicketRow.status.in_(["dispatched", "accepted"]), TicketRow.resolve_by < period.end,
+        TicketRow.status.in_([Status.DISPATCHED, Status.ACCEPTED]), TicketRow.resolve_by < period.end,
         TicketRow.received_at < period.end).order_by(TicketRow.resolve_by).limit(30)).scalars().all()
     urgent = session.execute(select(TicketRow).where(
         TicketRow.urgency <= 2, TicketRow.received_at >= period.start, TicketRow.received_at < period.end,

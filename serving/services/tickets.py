@@ -17,6 +17,8 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from serving.domain import workflow
 from serving.domain.dispatch import DispatchDecision, DispatchPolicy, decide_dispatch, deadlines
+from serving.domain.actions import InvalidAction
+from serving.domain.enums import EventKind, Mode, Status
 from serving.domain.workflow import Actor, IllegalTransition, NotPermitted
 from serving.services.groups import assign_group, find_repeat
 from serving.model.predictor import AppealInput, Prediction, Predictor
@@ -30,14 +32,6 @@ class TicketNotFound(LookupError):
 
 class Conflict(Exception):
     """Another action changed the ticket first, or an idempotency key was reused for another appeal."""
-
-
-class InvalidAction(ValueError):
-    """The body of an action is wrong: names the field."""
-
-    def __init__(self, field: str, reason: str):
-        self.field, self.reason = field, reason
-        super().__init__(f"{field}: {reason}")
 
 
 def now() -> datetime:
@@ -85,7 +79,7 @@ class TicketService:
         ticket = TicketRow(
             received_at=received_at, channel=appeal.channel, title=appeal.title or "", text=appeal.text,
             address=appeal.address, caller_name=appeal.caller_name, caller_phone=appeal.caller_phone,
-            status="review" if decision.mode == "review" else "dispatched", mode=decision.mode,
+            status=Status.REVIEW if decision.mode == Mode.REVIEW else Status.DISPATCHED, mode=decision.mode,
             category=prediction.category, category_confidence=prediction.category_confidence,
             urgency=prediction.urgency, appeal_type=prediction.appeal_type, district_id=prediction.district_id,
             street_id=prediction.street_id, department_id=prediction.department, company_id=prediction.company,
@@ -103,7 +97,7 @@ class TicketService:
         if repeat_of is not None:
             self._close_as_repeat(ticket, repeat_of, moment)
         else:
-            self._apply_dispatch(ticket, decision, Actor("system"), moment, kind="dispatched")
+            self._apply_dispatch(ticket, decision, Actor("system"), moment, kind=EventKind.DISPATCHED)
             self._join_group(ticket, moment)
         if idempotency_key:
             self.session.add(IdempotencyRow(key=idempotency_key, ticket_id=ticket.id, request_hash=request_hash,
@@ -120,10 +114,10 @@ class TicketService:
 
     def _close_as_repeat(self, ticket: TicketRow, original: TicketRow, at: datetime) -> None:
         """A repeat is not dispatched again: it points at the first ticket and closes."""
-        ticket.duplicate_of, ticket.status, ticket.mode = original.id, "closed", original.mode
+        ticket.duplicate_of, ticket.status, ticket.mode = original.id, Status.CLOSED, original.mode
         ticket.primary_unit_id, ticket.respond_by, ticket.resolve_by = (
             original.primary_unit_id, original.respond_by, original.resolve_by)
-        self._event(ticket, "closed", Actor("system"), at=at, payload={"reason": "repeat", "duplicate_of": original.id})
+        self._event(ticket, EventKind.CLOSED, Actor("system"), at=at, payload={"reason": "repeat", "duplicate_of": original.id})
         self._event(original, "repeated", Actor("system"), at=at, payload={"ticket_id": ticket.id})
 
     def _join_group(self, ticket: TicketRow, at: datetime) -> None:
@@ -141,7 +135,7 @@ class TicketService:
         for member in members:
             if group.size >= rules.bonus_min_size:
                 member.group_appeal = True
-            if level is not None and member.urgency > level and member.status not in ("evaluated", "closed"):
+            if level is not None and member.urgency > level and member.status not in (Status.EVALUATED, Status.CLOSED):
                 before = member.urgency
                 member.urgency = level
                 _, member.resolve_by = deadlines(level, member.received_at, self.taxonomy.urgency)
@@ -164,8 +158,8 @@ class TicketService:
         ticket.accepted_at = None
         for row in ticket.units:
             row.active = False
-        if decision.mode == "review":
-            ticket.status, ticket.mode, ticket.primary_unit_id = "review", "review", None
+        if decision.mode == Mode.REVIEW:
+            ticket.status, ticket.mode, ticket.primary_unit_id = Status.REVIEW, Mode.REVIEW, None
             self._event(ticket, "queued_for_review", actor, at=at, payload={
                 "reasons": list(decision.reasons), "rule": decision.rule_id,
                 **({"detail": decision.detail} if decision.detail else {})})
@@ -173,7 +167,7 @@ class TicketService:
         for role, unit_id in [("primary", decision.primary_unit_id)] + [("co", u) for u in decision.co_unit_ids]:
             ticket.units.append(TicketUnitRow(unit_id=unit_id, role=role, assigned_at=at,
                                               respond_by=decision.respond_by, active=True))
-        ticket.status, ticket.mode = "dispatched", decision.mode
+        ticket.status, ticket.mode = Status.DISPATCHED, decision.mode
         ticket.primary_unit_id, ticket.respond_by, ticket.resolve_by = (
             decision.primary_unit_id, decision.respond_by, decision.resolve_by)
         self._event(ticket, kind, actor, at=at, payload={
@@ -206,27 +200,29 @@ class TicketService:
                 select(TicketUnitRow.ticket_id).where(TicketUnitRow.unit_id == unit_id, TicketUnitRow.active)))
         if overdue:
             moment = at or now()
-            query = query.where(TicketRow.status.in_(["dispatched", "accepted"]), (
-                ((TicketRow.status == "dispatched") & (TicketRow.respond_by < moment))
+            query = query.where(TicketRow.status.in_([Status.DISPATCHED, Status.ACCEPTED]), (
+                ((TicketRow.status == Status.DISPATCHED) & (TicketRow.respond_by < moment))
                 | (TicketRow.resolve_by < moment)))
         return list(self.session.execute(query.limit(limit).offset(offset)).scalars())
 
     def review_queue(self, limit: int = 100, offset: int = 0) -> list[TicketRow]:
-        return self.list(status="review", limit=limit, offset=offset)
+        return self.list(status=Status.REVIEW, limit=limit, offset=offset)
 
     # ---- actions ------------------------------------------------------------------------------------
     def act(self, ticket_id: int, action: str, body: dict, actor: Actor, at: datetime | None = None) -> TicketRow:
+        """Load the ticket, let the workflow apply the action, persist the new state and its events."""
         ticket = self.get(ticket_id)
         if actor.role == "unit" and not self.visible_to(ticket, actor):
             raise NotPermitted(f"unit {actor.unit_id} may not act on ticket {ticket_id}")
-        active = [u for u in ticket.units if u.active]
-        assigned = {u.unit_id for u in active if u.role in ("primary", "co")}
-        whistled = {u.unit_id for u in active if u.role == "whistled"}
-        new_state = workflow.check(action, ticket.status, actor, primary=ticket.primary_unit_id,
-                                   assigned=assigned, whistled=whistled)
         moment = at or now()
-        handler = getattr(self, "_" + action.replace("-", "_"))
-        handler(ticket, body, actor, moment, new_state)
+        new, events = workflow.apply(_state(ticket), action, body, actor, moment, self._context())
+        _store_state(ticket, new)
+        for event in events:
+            ticket.events.append(EventRow(kind=event.kind, actor=event.actor, unit_id=event.unit_id, at=event.at,
+                                          payload=event.payload))
+            if event.kind == EventKind.ASSIGNED and event.payload.get("corrected"):
+                self.session.flush()
+                self._record_correction(ticket, ticket.events[-1], moment)
         try:
             self.session.commit()
         except StaleDataError:
@@ -234,141 +230,22 @@ class TicketService:
             raise Conflict(f"ticket {ticket_id} was changed by another action; reload and try again") from None
         return ticket
 
-    def _accept(self, ticket, body, actor, at, new_state):
-        if actor.unit_id == ticket.primary_unit_id and ticket.accepted_at is None:
-            ticket.accepted_at = at
-        for row in ticket.units:
-            if row.active and row.unit_id == actor.unit_id and row.role in ("primary", "co") and row.accepted_at is None:
-                row.accepted_at = at
-        ticket.status = new_state
-        self._event(ticket, "accepted", actor, at=at, unit_id=actor.unit_id)
+    def _context(self) -> workflow.Context:
+        def unit(unit_id: str) -> workflow.UnitInfo | None:
+            row = self.session.get(UnitRow, unit_id)
+            return workflow.UnitInfo(row.kind, row.district_code, row.department_id) if row is not None else None
 
-    def _return(self, ticket, body, actor, at, new_state):
-        reason = _text(body, "reason")
-        for row in ticket.units:
-            row.active = False
-        ticket.status, ticket.mode, ticket.primary_unit_id, ticket.accepted_at = "review", "review", None, None
-        self._event(ticket, "returned", actor, at=at, unit_id=actor.unit_id, payload={"reason": reason})
+        return workflow.Context(self.taxonomy.urgency, self.taxonomy.categories,
+                                tuple(self.taxonomy.appeal_types.names), unit)
 
-    def _assign(self, ticket, body, actor, at, new_state):
-        primary = body.get("primary_unit_id")
-        if not isinstance(primary, str) or not self._unit_exists(primary):
-            raise InvalidAction("primary_unit_id", f"unknown unit {primary!r}")
-        co = body.get("co_unit_ids") or []
-        if not isinstance(co, list) or any(not isinstance(u, str) for u in co):
-            raise InvalidAction("co_unit_ids", "must be a list of unit ids")
-        for unit_id in co:
-            if not self._unit_exists(unit_id):
-                raise InvalidAction("co_unit_ids", f"unknown unit {unit_id!r}")
-        co = [u for u in dict.fromkeys(co) if u != primary]
-        before = {"category": ticket.category, "urgency": ticket.urgency, "appeal_type": ticket.appeal_type,
-                  "department": ticket.department_id, "company": ticket.company_id}
-        primary_unit = self.session.get(UnitRow, primary)
-        if primary_unit.kind == "street":  # the reviewer's street is where it happens: the place follows
-            ticket.street_id, ticket.district_id = primary, f"district:{primary_unit.district_code}"
-        category = body.get("category")
-        if category is not None:
-            node = self.taxonomy.categories.find(category) if isinstance(category, str) else None
-            if node is None:
-                raise InvalidAction("category", f"{category!r} is not in the category tree")
-            _set_category(ticket, node.label)
-        urgency = body.get("urgency")
-        if urgency is not None:
-            if urgency not in (1, 2, 3, 4) or isinstance(urgency, bool):
-                raise InvalidAction("urgency", "must be 1, 2, 3 or 4")
-            ticket.urgency = urgency
-        appeal_type = body.get("appeal_type")
-        if appeal_type is not None:
-            if appeal_type not in self.taxonomy.appeal_types.names:
-                raise InvalidAction("appeal_type", f"must be one of {', '.join(self.taxonomy.appeal_types.names)}")
-            ticket.appeal_type = appeal_type
-        for flag in ("group_appeal", "long_standing"):
-            if flag in body and body[flag] is not None:
-                if not isinstance(body[flag], bool):
-                    raise InvalidAction(flag, "must be true or false")
-                setattr(ticket, flag, body[flag])
-        respond_by, _ = deadlines(ticket.urgency, at, self.taxonomy.urgency)
-        _, resolve_by = deadlines(ticket.urgency, ticket.received_at, self.taxonomy.urgency)
-        decision = DispatchDecision(mode="joint" if co else "direct", primary_unit_id=primary,
-                                    co_unit_ids=tuple(co), rule_id="reviewer", reasons=(),
-                                    respond_by=respond_by, resolve_by=resolve_by)
-        department, company = self._owners(primary, co)
-        if department is not None:
-            ticket.department_id = department
-        ticket.company_id = None if company == "none" else company
-        predicted = ticket.classification
-        corrected = (ticket.category != predicted.get("category") or ticket.urgency != predicted.get("urgency")
-                     or ticket.appeal_type != predicted.get("appeal_type")
-                     or primary != predicted.get("dispatch_primary_unit_id")
-                     or (department is not None and department != predicted.get("department"))
-                     or ticket.company_id != predicted.get("company"))
-        self._apply_dispatch(ticket, decision, actor, at, kind="assigned", extra={
-            "category": ticket.category, "urgency": ticket.urgency, "appeal_type": ticket.appeal_type,
-            "department": ticket.department_id, "company": ticket.company_id, "corrected": corrected,
-            "before": before})
-        if corrected:
-            self.session.flush()
-            self.session.add(CorrectionRow(
-                ticket_id=ticket.id, event_id=ticket.events[-1].id, title=ticket.title, text=ticket.text,
-                category=ticket.category, urgency=ticket.urgency, appeal_type=ticket.appeal_type, unit_id=primary,
-                district_id=ticket.district_id, department=ticket.department_id, company=company,
-                predicted=predicted, created_at=at))
-
-    def _whistle(self, ticket, body, actor, at, new_state):
-        unit_ids = body.get("unit_ids")
-        if not isinstance(unit_ids, list) or not unit_ids or any(not isinstance(u, str) for u in unit_ids):
-            raise InvalidAction("unit_ids", "name at least one unit")
-        for unit_id in unit_ids:
-            if not self._unit_exists(unit_id):
-                raise InvalidAction("unit_ids", f"unknown unit {unit_id!r}")
-        note = body.get("note") or ""
-        for unit_id in dict.fromkeys(unit_ids):
-            ticket.units.append(TicketUnitRow(unit_id=unit_id, role="whistled", assigned_at=at, active=True))
-        self._event(ticket, "whistled", actor, at=at, unit_id=actor.unit_id,
-                    payload={"unit_ids": list(dict.fromkeys(unit_ids)), "note": note})
-
-    def _report_in(self, ticket, body, actor, at, new_state):
-        for row in ticket.units:
-            if row.active and row.role == "whistled" and row.unit_id == actor.unit_id and row.accepted_at is None:
-                row.accepted_at = at
-        self._event(ticket, "reported_in", actor, at=at, unit_id=actor.unit_id)
-
-    def _note(self, ticket, body, actor, at, new_state):
-        self._event(ticket, "noted", actor, at=at, unit_id=actor.unit_id, payload={"text": _text(body, "text")})
-
-    def _reply(self, ticket, body, actor, at, new_state):
-        text = _text(body, "text")
-        solved = body.get("solved")
-        if not isinstance(solved, bool):
-            raise InvalidAction("solved", "must be true or false")
-        ticket.status = new_state
-        self._event(ticket, "replied", actor, at=at, unit_id=actor.unit_id, payload={"text": text, "solved": solved})
-
-    def _evaluate(self, ticket, body, actor, at, new_state):
-        resolved, satisfaction = body.get("resolved"), body.get("satisfaction")
-        if not isinstance(resolved, bool):
-            raise InvalidAction("resolved", "must be true or false")
-        if satisfaction not in ("satisfied", "basically_satisfied", "dissatisfied"):
-            raise InvalidAction("satisfaction", "must be satisfied, basically_satisfied or dissatisfied")
-        ticket.status, ticket.resolved, ticket.satisfaction = new_state, resolved, satisfaction
-        self._event(ticket, "evaluated", actor, at=at, payload={"resolved": resolved, "satisfaction": satisfaction})
-
-    def _reopen(self, ticket, body, actor, at, new_state):
-        reason = body.get("reason") or ""
-        respond_by, _ = deadlines(ticket.urgency, at, self.taxonomy.urgency)
-        for row in ticket.units:
-            if row.active and row.role in ("primary", "co"):
-                row.accepted_at, row.respond_by = None, respond_by
-        ticket.status, ticket.respond_by, ticket.accepted_at = new_state, respond_by, None
-        self._event(ticket, "reopened", actor, at=at, payload={"reason": reason, "respond_by": _iso(respond_by)})
-
-    def _close(self, ticket, body, actor, at, new_state):
-        ticket.status = new_state
-        self._event(ticket, "closed", actor, at=at)
-
-    def _mark_unreasonable(self, ticket, body, actor, at, new_state):
-        ticket.unreasonable = True
-        self._event(ticket, "marked_unreasonable", actor, at=at, payload={"reason": _text(body, "reason")})
+    def _record_correction(self, ticket: TicketRow, event: EventRow, at: datetime) -> None:
+        """A reviewer's correction of the router is training data (``jiesu corrections export``)."""
+        payload = event.payload
+        self.session.add(CorrectionRow(
+            ticket_id=ticket.id, event_id=event.id, title=ticket.title, text=ticket.text, category=ticket.category,
+            urgency=ticket.urgency, appeal_type=ticket.appeal_type, unit_id=payload["primary_unit_id"],
+            district_id=ticket.district_id, department=payload.get("department"),
+            company=payload.get("company") or "none", predicted=ticket.classification, created_at=at))
 
     # ---- supervision (督办) --------------------------------------------------------------------------
     def supervise(self, at: datetime | None = None) -> list[int]:
@@ -376,7 +253,7 @@ class TicketService:
         moment = at or now()
         flagged = []
         for ticket in self.list(overdue=True, limit=100_000, at=moment):
-            missed = "respond" if ticket.status == "dispatched" and ticket.respond_by and ticket.respond_by < moment \
+            missed = "respond" if ticket.status == Status.DISPATCHED and ticket.respond_by and ticket.respond_by < moment \
                 else "resolve"
             already = self.session.scalar(select(func.count()).select_from(EventRow).where(
                 EventRow.ticket_id == ticket.id, EventRow.kind == "supervised",
@@ -389,27 +266,42 @@ class TicketService:
         self.session.commit()
         return flagged
 
-    def _owners(self, primary: str, co: list[str]) -> tuple[str | None, str]:
-        """The department and company a reviewer's dispatch names: the first department unit among the
-        primary and co-units (its sector id), and the first company (``none`` where there is none)."""
-        department, company = None, "none"
-        for unit_id in [primary, *co]:
-            row = self.session.get(UnitRow, unit_id)
-            if row is None:
-                continue
-            if row.kind == "department" and department is None:
-                department = row.department_id
-            if row.kind == "company" and company == "none":
-                company = unit_id.split(":", 1)[1]
-        return department, company
-
     # ---- helpers ------------------------------------------------------------------------------------
-    def _unit_exists(self, unit_id: str) -> bool:
-        return self.session.get(UnitRow, unit_id) is not None
-
     def _event(self, ticket: TicketRow, kind: str, actor: Actor, *, at: datetime, unit_id: str | None = None,
                payload: dict | None = None) -> None:
         ticket.events.append(EventRow(kind=kind, actor=actor.name, unit_id=unit_id, at=at, payload=payload or {}))
+
+
+STATE_FIELDS = ("status", "mode", "received_at", "category", "urgency", "appeal_type", "primary_unit_id", "respond_by",
+                "resolve_by", "accepted_at", "street_id", "district_id", "department_id", "company_id", "resolved",
+                "satisfaction", "group_appeal", "long_standing", "unreasonable")
+
+
+def _state(ticket: TicketRow) -> workflow.TicketState:
+    units = tuple(workflow.UnitState(u.unit_id, u.role, u.assigned_at, u.respond_by, u.accepted_at, u.active)
+                  for u in ticket.units)
+    return workflow.TicketState(**{name: getattr(ticket, name) for name in STATE_FIELDS},
+                                classification=ticket.classification or {}, units=units)
+
+
+def _store_state(ticket: TicketRow, state: workflow.TicketState) -> None:
+    """Write the workflow's state back to the row: changed fields, changed unit rows, new unit rows."""
+    for name in STATE_FIELDS:
+        value = getattr(state, name)
+        value = str(value) if name in ("status", "mode") else value
+        if getattr(ticket, name) != value:
+            setattr(ticket, name, value)
+    _set_category(ticket, state.category)
+    for index, unit in enumerate(state.units):
+        if index < len(ticket.units):
+            row = ticket.units[index]
+            for name in ("respond_by", "accepted_at", "active"):
+                if getattr(row, name) != getattr(unit, name):
+                    setattr(row, name, getattr(unit, name))
+        else:
+            ticket.units.append(TicketUnitRow(unit_id=unit.unit_id, role=str(unit.role), assigned_at=unit.assigned_at,
+                                              respond_by=unit.respond_by, accepted_at=unit.accepted_at,
+                                              active=unit.active))
 
 
 def _set_category(ticket: TicketRow, label: str) -> None:
@@ -417,13 +309,6 @@ def _set_category(ticket: TicketRow, label: str) -> None:
     ticket.category = label
     ticket.category_l1, ticket.category_l2, ticket.category_l3 = (
         "/".join(parts[:n]) if len(parts) >= n else None for n in (1, 2, 3))
-
-
-def _text(body: dict, field: str) -> str:
-    value = body.get(field)
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidAction(field, "is required and must be non-empty text")
-    return value.strip()
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -12,6 +12,7 @@ from serving.api.shape import ticket_out
 from serving.model.appeals import AppealInputError
 from serving.domain.workflow import RULES, Actor, IllegalTransition, NotPermitted
 from serving.services.tickets import Conflict, Intake, InvalidAction, TicketNotFound, TicketService
+from serving.domain.enums import Status
 
 router = APIRouter(prefix="/v1", tags=["tickets"])
 Action = Literal[tuple(RULES)]  # type: ignore[valid-type]
@@ -61,7 +62,7 @@ def get_ticket(ticket_id: TicketId, state: StateDep, session: SessionDep, actor:
 
 @router.get("/tickets", response_model=list[TicketOut], summary="List tickets (overdue=true: 督办 list)")
 def list_tickets(state: StateDep, session: SessionDep, actor: CurrentActor,
-                 status: Literal["review", "dispatched", "accepted", "replied", "evaluated", "closed"] | None = None,
+                 status: Status | None = None,
                  unit_id: Annotated[str | None, Query(max_length=64)] = None, overdue: bool | None = None,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                  offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> list[TicketOut]:
@@ -79,10 +80,12 @@ def act(ticket_id: TicketId, action: Action, body: ActionBody, state: StateDep, 
         actor: CurrentActor) -> TicketOut:
     if body.at is not None and actor.role != "admin":
         raise HTTPException(403, "at: only the admin (import) role may set the time of an action")
-    payload = body.model_dump(exclude={"at"})
-    if actor.role == "admin" and isinstance(payload.get("as_unit"), str):
+    payload = body.model_dump(exclude={"at", "as_unit"})
+    if body.as_unit is not None:
+        if actor.role != "admin":
+            raise HTTPException(403, "as_unit: only the admin (import) role may act as a unit")
         # importing history: the admin records what a unit did, as that unit
-        actor = Actor(role="unit", unit_id=payload.pop("as_unit"), key_id=actor.key_id)
+        actor = Actor(role="unit", unit_id=body.as_unit, key_id=actor.key_id)
     svc = TicketService(session, state.taxonomy, state.predictor, state.settings.review_threshold)
     try:
         ticket = svc.act(ticket_id, action, payload, actor, at=body.at)
