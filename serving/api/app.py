@@ -8,16 +8,14 @@ tickets (督办) every ``JIESU_SUPERVISE_INTERVAL_S`` seconds.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy.exc import StatementError
+from fastapi.responses import RedirectResponse
 
+from serving.api import errors
 from serving.api.metrics import Metrics, MetricsMiddleware
 from serving.api.routes import analytics, ledger, ops, reports, review, scores, tickets, topics, ui, units
 from serving.api.state import ServiceState
@@ -75,7 +73,7 @@ async def lifespan(app: FastAPI):
 
 def create_app(settings: Settings | None = None, state: ServiceState | None = None) -> FastAPI:
     state = state or build_state(settings or Settings())
-    app = FastAPI(title="jiesu 接诉", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="jiesu 接诉", version="0.1.0", lifespan=lifespan, responses=errors.ERROR_RESPONSES,
                   description="Classify, dispatch, track and score city hotline appeals (接诉即办).")
     app.state.jiesu = state
     app.state.metrics = Metrics()
@@ -85,24 +83,7 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
     app.include_router(analytics.alerts_router)
     app.include_router(ui.router)
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request, exc):
-        # name the field and the reason; leave out the input, which may not even be encodable
-        errors = [{k: e[k] for k in ("type", "loc", "msg") if k in e} for e in exc.errors()]
-        return Response(json.dumps({"detail": errors}, ensure_ascii=True, default=str), status_code=422,
-                        media_type="application/json")
-
-    @app.exception_handler(OverflowError)
-    async def _out_of_range(request, exc):
-        # dates near year 1 or 9999 overflow when moved between time zones: the request is at fault
-        return JSONResponse({"detail": f"a date or number in the request is out of range ({exc})"}, status_code=422)
-
-    @app.exception_handler(StatementError)
-    async def _statement(request, exc):
-        if isinstance(exc.orig, OverflowError):
-            return JSONResponse({"detail": f"a date or number in the request is out of range ({exc.orig})"},
-                                status_code=422)
-        raise exc
+    errors.install(app)
 
     @app.exception_handler(ui.SignIn)
     async def _sign_in(request, exc):  # pragma: no cover - trivial

@@ -125,16 +125,6 @@ class TicketOut(BaseModel):
     events: list[EventOut] | None = None
 
 
-class ActionBody(BaseModel):
-    """Every action takes a JSON object; the fields each action needs are checked by the action."""
-
-    model_config = ConfigDict(extra="allow")
-    at: datetime | None = Field(None, description="Admin import only: when the action happened")
-    as_unit: str | None = Field(None, description="Admin import only: the unit that took a unit's action")
-
-    _aware = field_validator("at")(classmethod(lambda cls, v: require_timezone(v)))
-
-
 class ReviewItem(BaseModel):
     ticket_id: int
     received_at: datetime

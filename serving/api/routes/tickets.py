@@ -1,21 +1,26 @@
-"""Intake (POST /v1/appeals), ticket reading and the actions on a ticket."""
+"""Intake (POST /v1/appeals), ticket reading and the actions on a ticket: one route per action, each
+with its own body (``serving.domain.actions``), so the OpenAPI says what every action takes.
 
-from __future__ import annotations
+(No ``from __future__ import annotations`` here: the action routes are made in a loop, and FastAPI reads
+their body types from the annotations at definition time.)"""
 
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 
 from serving.api.deps import CurrentActor, SessionDep, StateDep, require
-from serving.api.schemas import ActionBody, AppealIn, TicketOut
+from pydantic import Field, create_model
+
+from serving.api.schemas import AppealIn, TicketOut, require_timezone
 from serving.api.shape import ticket_out
 from serving.model.appeals import AppealInputError
-from serving.domain.workflow import RULES, Actor, IllegalTransition, NotPermitted
+from serving.domain.actions import BODIES
+from serving.domain.workflow import Actor, IllegalTransition, NotPermitted
 from serving.services.tickets import Conflict, Intake, InvalidAction, TicketNotFound, TicketService
 from serving.domain.enums import Status
 
 router = APIRouter(prefix="/v1", tags=["tickets"])
-Action = Literal[tuple(RULES)]  # type: ignore[valid-type]
 TicketId = Annotated[int, Path(ge=1, le=2**62, description="The ticket number")]
 
 
@@ -23,6 +28,14 @@ def service(state, session) -> TicketService:
     if state.predictor is None:
         raise HTTPException(503, f"no model is loaded: {state.model_error or 'set JIESU_MODEL_PATH'}")
     return TicketService(session, state.taxonomy, state.predictor, state.settings.review_threshold)
+
+
+def ticket_service(state: StateDep, session: SessionDep) -> TicketService:
+    """The ticket service for a request (reading and actions; intake also needs a model: ``service``)."""
+    return TicketService(session, state.taxonomy, state.predictor, state.settings.review_threshold)
+
+
+TicketServiceDep = Annotated[TicketService, Depends(ticket_service)]
 
 
 @router.post("/appeals", status_code=201, response_model=TicketOut, summary="Receive an appeal (受理)")
@@ -75,28 +88,51 @@ def list_tickets(state: StateDep, session: SessionDep, actor: CurrentActor,
     return [ticket_out(t, state.taxonomy) for t in tickets]
 
 
-@router.post("/tickets/{ticket_id}/{action}", response_model=TicketOut, summary="Act on a ticket")
-def act(ticket_id: TicketId, action: Action, body: ActionBody, state: StateDep, session: SessionDep,
-        actor: CurrentActor) -> TicketOut:
-    if body.at is not None and actor.role != "admin":
-        raise HTTPException(403, "at: only the admin (import) role may set the time of an action")
-    payload = body.model_dump(exclude={"at", "as_unit"})
-    if body.as_unit is not None:
-        if actor.role != "admin":
-            raise HTTPException(403, "as_unit: only the admin (import) role may act as a unit")
-        # importing history: the admin records what a unit did, as that unit
-        actor = Actor(role="unit", unit_id=body.as_unit, key_id=actor.key_id)
-    svc = TicketService(session, state.taxonomy, state.predictor, state.settings.review_threshold)
-    try:
-        ticket = svc.act(ticket_id, action, payload, actor, at=body.at)
-    except TicketNotFound:
-        raise HTTPException(404, f"ticket {ticket_id} not found") from None
-    except IllegalTransition as exc:
-        raise HTTPException(409, {"message": str(exc), "status": exc.status}) from None
-    except NotPermitted as exc:
-        raise HTTPException(403, str(exc)) from None
-    except InvalidAction as exc:
-        raise HTTPException(422, {"message": str(exc), "field": exc.field}) from None
-    except Conflict as exc:
-        raise HTTPException(409, {"message": str(exc), "status": svc.get(ticket_id).status}) from None
-    return ticket_out(ticket, state.taxonomy, with_events=True)
+def _api_body(action: str, model):
+    """The action's body as the API takes it: the domain's fields plus ``at`` and ``as_unit`` for imports."""
+    return create_model(
+        f"{model.__name__}Body", __base__=model, __doc__=model.__doc__,
+        at=(datetime | None, Field(None, strict=False, description="Admin import only: when the action happened")),
+        as_unit=(str | None, Field(None, max_length=64, description="Admin import only: the unit that took a "
+                                                                     "unit's action")))
+
+
+def _action_route(action: str, model) -> None:
+    body_model = _api_body(action, model)
+
+    def act(ticket_id: TicketId, body: body_model, svc: TicketServiceDep, actor: CurrentActor) -> TicketOut:
+        if body.at is not None:
+            if actor.role != "admin":
+                raise HTTPException(403, {"message": "only the admin (import) role may set the time of an action",
+                                          "field": "at"})
+            try:
+                require_timezone(body.at)
+            except ValueError as exc:
+                raise HTTPException(422, {"message": f"at: {exc}", "field": "at"}) from None
+        payload = body.model_dump(exclude={"at", "as_unit"}, exclude_unset=True)
+        if body.as_unit is not None:
+            if actor.role != "admin":
+                raise HTTPException(403, {"message": "only the admin (import) role may act as a unit",
+                                          "field": "as_unit"})
+            actor = Actor(role="unit", unit_id=body.as_unit, key_id=actor.key_id)
+        try:
+            ticket = svc.act(ticket_id, action, payload, actor, at=body.at)
+        except TicketNotFound:
+            raise HTTPException(404, f"ticket {ticket_id} not found") from None
+        except IllegalTransition as exc:
+            raise HTTPException(409, {"message": str(exc), "status": exc.status}) from None
+        except NotPermitted as exc:
+            raise HTTPException(403, str(exc)) from None
+        except InvalidAction as exc:
+            raise HTTPException(422, {"message": str(exc), "field": exc.field}) from None
+        except Conflict as exc:
+            raise HTTPException(409, {"message": str(exc), "status": svc.get(ticket_id).status}) from None
+        return ticket_out(ticket, svc.taxonomy, with_events=True)
+
+    act.__name__ = f"act_{action.replace('-', '_')}"
+    router.post(f"/tickets/{{ticket_id}}/{action}", response_model=TicketOut, summary=(model.__doc__ or action).split(":")[0],
+                name=act.__name__)(act)
+
+
+for _action, _model in BODIES.items():
+    _action_route(_action, _model)
