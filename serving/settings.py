@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JIESU_", env_file=None, extra="ignore")
 
+    clock_skew_s: float = Field(300, ge=0, description="How far in the future a received_at may lie (clocks differ)")
     database_url: str = Field("sqlite:///var/jiesu.db", description="SQLAlchemy URL: sqlite:///… or postgresql+psycopg://…")
     model_path: Path | None = Field(None, description="Model bundle directory; the service refuses to start without one")
     bootstrap_admin_key: str | None = Field(None, description="An admin API key created at start when not yet present")

@@ -111,11 +111,23 @@ class DispatchRule(BaseModel):
     then: Action
 
 
+class Supervision(BaseModel):
+    """督办: how overdue tickets are escalated. A ticket overdue by ``district_after`` times the time it was
+    allowed (since its deadline was set) is raised to the district; by ``city_after`` times, to the city."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    district_after: float = Field(2.0, gt=1)
+    city_after: float = Field(3.0, gt=1)
+
+
 class DispatchRules(BaseModel):
     """The ordered dispatch rules of one profile. Load with ``load_dispatch_rules`` (it checks more)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     review_threshold: float = Field(ge=0, le=1)
+    review_hours: float = Field(2.0, gt=0, description="a ticket waiting for review is routed within this")
+    report_in_hours: float = Field(24.0, gt=0, description="a whistled unit reports in (报到) within this")
+    supervision: Supervision = Field(default_factory=Supervision)
     rules: list[DispatchRule] = Field(min_length=1)
 
     @property

@@ -38,7 +38,9 @@ def build_state(settings: Settings) -> ServiceState:
         sync_units(session, taxonomy)
         if settings.bootstrap_admin_key:
             create_key(session, "admin", key=settings.bootstrap_admin_key)
-    state = ServiceState(settings=settings, engine=engine, sessions=sessions, taxonomy=taxonomy)
+    state = ServiceState(settings=settings, engine=engine, sessions=sessions, taxonomy=taxonomy, profile=taxonomy)
+    with sessions() as session:
+        state.refresh_units(session, force=True)
     if settings.model_path is None:
         state.model_error = "JIESU_MODEL_PATH is not set"
     else:

@@ -25,6 +25,7 @@ StateDep = Annotated[ServiceState, Depends(get_state)]
 
 def get_session(state: StateDep) -> Iterator[Session]:
     with state.sessions() as session:
+        state.refresh_units(session)  # a unit imported or merged elsewhere is seen within a second
         yield session
 
 

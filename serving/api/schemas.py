@@ -140,13 +140,14 @@ class ScoreOut(BaseModel):
     unit_id: str
     unit_name: str
     dispatched: int
+    responses_owed: int
     responded_on_time: int
     evaluated: int
     resolved: int
     satisfied: float
-    response_rate: float
-    resolution_rate: float
-    satisfaction_rate: float
+    response_rate: float | None = Field(description="None: no response was owed (no data)")
+    resolution_rate: float | None = Field(description="None: no ticket was evaluated (no data)")
+    satisfaction_rate: float | None = Field(description="None: no ticket was evaluated (no data)")
     bonus: float
-    score: float
+    score: float | None = Field(description="None: a rate has no data; such units rank after the rest")
     rank: int

@@ -87,7 +87,25 @@ def units_import(file: Annotated[Path, typer.Argument(help="Official street list
 
     session, taxonomy = _synced_session(_settings(database_url))
     with session:
-        typer.echo(f"imported {import_units(session, file, taxonomy)} units from {file}")
+        counts = import_units(session, file, taxonomy)
+    typer.echo(f"imported {file}: {counts['added']} added, {counts['renamed']} renamed, "
+               f"{counts['unchanged']} unchanged")
+
+
+@units_app.command("merge")
+def units_merge(unit_id: Annotated[str, typer.Argument(help="The unit that ceases (e.g. street:110105001).")],
+                into: Annotated[str, typer.Argument(help="The unit that takes over.")],
+                database_url: DbOpt = None) -> None:
+    """Merge a unit into another: it is deactivated, its name resolves to the successor."""
+    from serving.services.units import merge_unit
+
+    session, _ = _synced_session(_settings(database_url))
+    with session:
+        try:
+            survivor = merge_unit(session, unit_id, into)
+        except LookupError:
+            raise ValueError(f"unit {unit_id} not found") from None
+    typer.echo(f"merged {unit_id} into {survivor.id} ({survivor.name})")
 
 
 def scores(

@@ -66,3 +66,15 @@ class Satisfaction(StrEnum):
     SATISFIED = "satisfied"
     BASICALLY_SATISFIED = "basically_satisfied"
     DISSATISFIED = "dissatisfied"
+
+
+STATUS_NAMES = {Status.REVIEW: "待审核", Status.DISPATCHED: "已派单", Status.ACCEPTED: "已签收", Status.REPLIED: "已答复",
+                Status.EVALUATED: "已回访", Status.CLOSED: "已办结"}
+EVENT_NAMES = {
+    EventKind.RECEIVED: "受理", EventKind.CLASSIFIED: "分类", EventKind.DISPATCHED: "派单",
+    EventKind.QUEUED_FOR_REVIEW: "转人工审核", EventKind.ACCEPTED: "签收", EventKind.RETURNED: "退单",
+    EventKind.ASSIGNED: "改派", EventKind.WHISTLED: "吹哨", EventKind.REPORTED_IN: "报到", EventKind.NOTED: "备注",
+    EventKind.REPLIED: "答复", EventKind.EVALUATED: "回访", EventKind.REOPENED: "重办", EventKind.CLOSED: "办结",
+    EventKind.MARKED_UNREASONABLE: "标记不合理诉求", EventKind.SUPERVISED: "督办", EventKind.GROUPED: "并入群体性诉求",
+    EventKind.URGENCY_RAISED: "提升紧急程度", EventKind.REPEATED: "重复来电",
+}

@@ -4,15 +4,20 @@ Rules (weights, satisfaction credit and bonus come from the taxonomy's ``scoring
 - a ticket counts in the month it was received (local time of the hotline, ``tz``);
 - a unit is scored for each ticket whose latest dispatch (the system's or a reviewer's) named it as
   primary or co-unit (联合双派 is evaluated jointly); a unit the ticket was taken from is not;
-- responded on time: the unit accepted (签收) after that dispatch and no later than its response deadline;
+- response: each dispatch round a unit is in owes one response (签收 by the round's deadline): the
+  dispatch, and each reopening (重办), which gives the round its own deadline while the earlier rounds'
+  responses stay; a re-dispatch to other units starts over. A whistled unit (吹哨) owes a 报到 by the
+  whistle's deadline. Response rate = responses on time / responses owed;
 - evaluated: the ticket has a callback (回访); the latest one counts; tickets marked unreasonable are
   left out of evaluated, resolved and satisfied (they do not count against the unit);
 - resolved: the callback says resolved; satisfied: the sum of the satisfaction credit of its answer;
-- response rate = responded on time / dispatched; resolution rate = resolved / evaluated; satisfaction
-  rate = satisfied / evaluated; a rate with nothing to count is 1.0 (nothing went wrong) — the
-  counts beside it say so;
+  resolution rate = resolved / evaluated; satisfaction rate = satisfied / evaluated;
+- a rate with nothing to count is **no data** (None), not a perfect 1.0: the unit's score is None and it
+  ranks after every unit with all three rates, among them by its response rate;
 - bonus: each resolved group appeal and each resolved long-standing problem earns its points, capped per month;
-- score = 100 × Σ rate × weight + bonus; rank 1 is best, equal scores share a rank (1, 2, 2, 4).
+- score = 100 × Σ rate × weight + bonus; rank 1 is best, equal scores share a rank (1, 2, 2, 4);
+- a district is scored for the tickets whose primary unit lies in it (its streets, its departments, the
+  district itself): the primary's response, the ticket's callback.
 """
 
 from __future__ import annotations
@@ -39,57 +44,86 @@ class TicketFacts:
 class UnitScore:
     unit_id: str
     unit_name: str
-    dispatched: int = 0
+    dispatched: int = 0  # tickets
+    responses_owed: int = 0
     responded_on_time: int = 0
     evaluated: int = 0
     resolved: int = 0
     satisfied: float = 0.0
-    response_rate: float = 1.0
-    resolution_rate: float = 1.0
-    satisfaction_rate: float = 1.0
+    response_rate: float | None = None
+    resolution_rate: float | None = None
+    satisfaction_rate: float | None = None
     bonus: float = 0.0
-    score: float = 0.0
+    score: float | None = None
     rank: int = 0
     ticket_ids: list[int] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return None not in (self.response_rate, self.resolution_rate, self.satisfaction_rate)
 
 
 @dataclass(frozen=True)
 class _Outcome:
-    units: tuple[str, ...]
-    on_time: frozenset[str]
+    units: tuple[str, ...]  # primary and co-units of the latest dispatch
+    primary: str | None
+    owed: dict[str, int]  # responses owed per unit (rounds it was in, whistles)
+    met: dict[str, int]  # of those, on time
     evaluated: bool
     resolved: bool
     satisfaction: str | None
     unreasonable: bool
 
 
+def _time(payload: dict, key: str) -> datetime | None:
+    value = payload.get(key)
+    return datetime.fromisoformat(value) if value else None
+
+
 def outcome(facts: TicketFacts) -> _Outcome:
     units: tuple[str, ...] = ()
+    primary: str | None = None
+    owed: dict[str, int] = defaultdict(int)
+    met: dict[str, int] = defaultdict(int)
     respond_by: datetime | None = None
-    dispatched_at: datetime | None = None
-    accepted: dict[str, datetime] = {}
+    answered: set[str] = set()  # units that accepted in the current round
+    reports: dict[str, datetime | None] = {}  # whistled unit -> its 报到 deadline, until it reports in
     evaluation: dict | None = None
     unreasonable = False
     for event in facts.events:
-        if event.kind in (EventKind.DISPATCHED, EventKind.ASSIGNED) and event.payload.get("primary_unit_id"):
-            units = (event.payload["primary_unit_id"], *event.payload.get("co_unit_ids", []))
-            respond_by = datetime.fromisoformat(event.payload["respond_by"]) if event.payload.get("respond_by") else None
-            dispatched_at, accepted = event.at, {}
-        elif event.kind == "returned":
-            units, accepted = (), {}
-        elif event.kind == "reopened":
-            respond_by = datetime.fromisoformat(event.payload["respond_by"]) if event.payload.get("respond_by") else respond_by
-            dispatched_at, accepted = event.at, {}
-        elif event.kind == EventKind.ACCEPTED and event.unit_id and event.unit_id not in accepted:
-            accepted[event.unit_id] = event.at
-        elif event.kind == EventKind.EVALUATED:
-            evaluation = event.payload
-        elif event.kind == "marked_unreasonable":
+        kind, payload = event.kind, event.payload
+        if kind in (EventKind.DISPATCHED, EventKind.ASSIGNED) and payload.get("primary_unit_id"):
+            primary = payload["primary_unit_id"]
+            units = (primary, *payload.get("co_unit_ids", []))
+            owed, met, reports = defaultdict(int), defaultdict(int), {}
+            respond_by, answered = _time(payload, "respond_by"), set()
+            for unit in units:
+                owed[unit] += 1
+        elif kind == EventKind.RETURNED:
+            units, primary, answered = (), None, set()
+        elif kind == EventKind.REOPENED:
+            respond_by, answered = _time(payload, "respond_by") or respond_by, set()
+            for unit in units:
+                owed[unit] += 1
+        elif kind == EventKind.ACCEPTED and event.unit_id in units and event.unit_id not in answered:
+            answered.add(event.unit_id)
+            if respond_by is not None and event.at <= respond_by:
+                met[event.unit_id] += 1
+        elif kind == EventKind.WHISTLED:
+            for unit in payload.get("unit_ids", []):
+                owed[unit] += 1
+                reports[unit] = _time(payload, "report_by")
+        elif kind == EventKind.REPORTED_IN and event.unit_id in reports:
+            deadline = reports.pop(event.unit_id)
+            if deadline is None or event.at <= deadline:
+                met[event.unit_id] += 1
+        elif kind == EventKind.EVALUATED:
+            evaluation = payload
+        elif kind == EventKind.MARKED_UNREASONABLE:
             unreasonable = True
-    on_time = frozenset(u for u, at in accepted.items()
-                        if u in units and respond_by is not None and dispatched_at is not None and at <= respond_by)
     return _Outcome(
-        units=units, on_time=on_time, evaluated=evaluation is not None and not unreasonable,
+        units=units, primary=primary, owed=dict(owed), met=dict(met),
+        evaluated=evaluation is not None and not unreasonable,
         resolved=bool(evaluation and evaluation.get("resolved")) and not unreasonable,
         satisfaction=evaluation.get("satisfaction") if evaluation and not unreasonable else None,
         unreasonable=unreasonable)
@@ -100,37 +134,52 @@ def month_of(moment: datetime, tz: tzinfo) -> str:
 
 
 def score_units(tickets: list[TicketFacts], month: str, rules: ScoringRules, unit_names: dict[str, str],
-                tz: tzinfo) -> list[UnitScore]:
-    """Scores of every unit in ``unit_names`` that was dispatched a ticket received in ``month``."""
+                tz: tzinfo, district_of: dict[str, str] | None = None) -> list[UnitScore]:
+    """Scores of every unit in ``unit_names`` that owed a response for a ticket received in ``month``.
+    With ``district_of`` (unit id -> district unit id), the units scored are districts, each for the
+    tickets whose primary unit lies in it."""
     scores: dict[str, UnitScore] = {}
     bonus: dict[str, float] = defaultdict(float)
     for facts in tickets:
         if month_of(facts.received_at, tz) != month:
             continue
         result = outcome(facts)
-        for unit_id in result.units:
+        if district_of is not None:
+            district = district_of.get(result.primary or "")
+            owed = {district: result.owed.get(result.primary, 0)} if district else {}
+            met = {district: result.met.get(result.primary, 0)} if district else {}
+            callback_units = {district} if district else set()
+        else:
+            owed, met, callback_units = result.owed, result.met, set(result.units)
+        for unit_id in set(owed) | callback_units:
             if unit_id not in unit_names:
                 continue
             s = scores.setdefault(unit_id, UnitScore(unit_id, unit_names[unit_id]))
             s.dispatched += 1
             s.ticket_ids.append(facts.ticket_id)
-            s.responded_on_time += unit_id in result.on_time
-            if result.evaluated:
+            s.responses_owed += owed.get(unit_id, 0)
+            s.responded_on_time += met.get(unit_id, 0)
+            if result.evaluated and unit_id in callback_units:
                 s.evaluated += 1
                 s.resolved += result.resolved
                 s.satisfied += rules.satisfaction_credit[result.satisfaction]
-            if result.resolved:
+            if result.resolved and unit_id in callback_units:
                 bonus[unit_id] += (rules.bonus.group_appeal_resolved if facts.group_appeal else 0.0) + \
                                   (rules.bonus.long_standing_resolved if facts.long_standing else 0.0)
     weights = rules.weights
     for unit_id, s in scores.items():
-        s.response_rate = s.responded_on_time / s.dispatched if s.dispatched else 1.0
-        s.resolution_rate = s.resolved / s.evaluated if s.evaluated else 1.0
-        s.satisfaction_rate = s.satisfied / s.evaluated if s.evaluated else 1.0
+        s.response_rate = s.responded_on_time / s.responses_owed if s.responses_owed else None
+        s.resolution_rate = s.resolved / s.evaluated if s.evaluated else None
+        s.satisfaction_rate = s.satisfied / s.evaluated if s.evaluated else None
         s.bonus = min(bonus[unit_id], rules.bonus.max_per_month)
-        s.score = round(100 * (s.response_rate * weights.response_rate + s.resolution_rate * weights.resolution_rate
-                               + s.satisfaction_rate * weights.satisfaction_rate) + s.bonus, 4)
-    ranked = sorted(scores.values(), key=lambda s: (-s.score, s.unit_id))
+        if s.complete:
+            s.score = round(100 * (s.response_rate * weights.response_rate + s.resolution_rate
+                                   * weights.resolution_rate + s.satisfaction_rate * weights.satisfaction_rate)
+                            + s.bonus, 4)
+    ranked = sorted(scores.values(), key=lambda s: (not s.complete, -(s.score if s.complete else
+                                                                       (s.response_rate or 0.0)), s.unit_id))
     for position, s in enumerate(ranked, start=1):
-        s.rank = position if position == 1 or s.score != ranked[position - 2].score else ranked[position - 2].rank
+        previous = ranked[position - 2] if position > 1 else None
+        same = previous is not None and previous.complete == s.complete and previous.score == s.score and s.complete
+        s.rank = previous.rank if same else position
     return ranked

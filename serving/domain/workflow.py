@@ -12,19 +12,23 @@ primary unit) → ``replied`` (答复) → ``evaluated`` (回访) → ``closed``
 Rules:
 - ``accept``: a unit the ticket is with, from dispatched or accepted; the ticket is accepted when its
   primary unit accepts; a co-unit's acceptance is recorded for its own response rate.
-- ``return`` (退单): a unit the ticket is with, before replying; the ticket goes to review.
+- ``return`` (退单): a unit the ticket is with, before replying; the ticket goes to review, to be routed
+  within the profile's ``review_hours``.
 - ``assign`` (派单/改派): a reviewer, in any state but closed; the ticket is dispatched anew. The reviewer
   may correct the category (any level), urgency, type and the group / long-standing flags; a street as
   primary unit is where it happens, so the place follows it. The response deadline counts from now, the
   resolution deadline from receipt. The event says whether it corrected the router (then it is training
   data) and which department and company the chosen units name.
-- ``whistle`` (吹哨): the primary unit, once accepted; the named units must ``report-in`` (报到).
-- ``report-in``: a whistled unit, while the ticket is accepted or replied.
-- ``note``: any unit the ticket is with, or a reviewer, while open.
-- ``reply`` (答复): the primary unit, once accepted.
+- ``whistle`` (吹哨): the primary unit, once accepted; the named units must ``report-in`` (报到) within the
+  profile's ``report_in_hours``, which counts in their response rate.
+- ``report-in``: a whistled unit, while the ticket is accepted or replied, with what it did.
+- ``note``: any unit the ticket is with (whistled units too), or a reviewer, while open.
+- ``reply`` (答复): the primary unit, once accepted; a whistled unit may reply on its part, which records
+  its answer and leaves the ticket where it is.
 - ``evaluate`` (回访): the callback role, once replied.
-- ``reopen``: a reviewer or the callback role, after a reply, evaluation or closing; back to dispatched,
-  with a new response deadline for the units it is with.
+- ``reopen`` (重办): a reviewer or the callback role, after a reply, evaluation or closing; back to
+  dispatched, the reopened round with its own response and resolution deadlines (the earlier rounds'
+  history stays).
 - ``close``: a reviewer or the callback role, once evaluated or replied.
 - ``mark-unreasonable``: a reviewer, at any time, closed tickets included.
 The admin role may do everything a reviewer and the callback role may; a unit acts only for itself.
@@ -34,7 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from serving.domain.actions import InvalidAction, parse_body
@@ -53,7 +57,7 @@ class ActionRule:
     from_states: frozenset[str]
     roles: frozenset[str]
     to_state: str | None  # None: the state does not change (or depends on who acts, see accept)
-    unit_must_be: str | None = None  # "assigned" (primary or co), "primary", "whistled"
+    unit_must_be: str | None = None  # "assigned" (primary or co), "primary", "whistled", or "… _or_whistled"
 
 
 RULES: dict[str, ActionRule] = {
@@ -63,8 +67,8 @@ RULES: dict[str, ActionRule] = {
     "assign": ActionRule(OPEN_STATES, frozenset({Role.REVIEWER, Role.ADMIN}), Status.DISPATCHED),
     "whistle": ActionRule(frozenset({Status.ACCEPTED}), frozenset({Role.UNIT}), None, "primary"),
     "report-in": ActionRule(frozenset({Status.ACCEPTED, Status.REPLIED}), frozenset({Role.UNIT}), None, "whistled"),
-    "note": ActionRule(OPEN_STATES, frozenset({Role.UNIT, Role.REVIEWER, Role.ADMIN}), None, "assigned"),
-    "reply": ActionRule(frozenset({Status.ACCEPTED}), frozenset({Role.UNIT}), Status.REPLIED, "primary"),
+    "note": ActionRule(OPEN_STATES, frozenset({Role.UNIT, Role.REVIEWER, Role.ADMIN}), None, "assigned_or_whistled"),
+    "reply": ActionRule(frozenset({Status.ACCEPTED}), frozenset({Role.UNIT}), Status.REPLIED, "primary_or_whistled"),
     "evaluate": ActionRule(frozenset({Status.REPLIED}), frozenset({Role.CALLBACK, Role.ADMIN}), Status.EVALUATED),
     "reopen": ActionRule(frozenset({Status.REPLIED, Status.EVALUATED, Status.CLOSED}),
                          frozenset({Role.REVIEWER, Role.CALLBACK, Role.ADMIN}), Status.DISPATCHED),
@@ -164,6 +168,8 @@ class Context:
     categories: CategoryTree
     appeal_types: tuple[str, ...]
     unit: Callable[[str], UnitInfo | None]
+    review_hours: float = 2.0
+    report_in_hours: float = 24.0
 
 
 def check(action: str, status: str, actor: Actor, *, primary: str | None, assigned: set[str],
@@ -177,11 +183,14 @@ def check(action: str, status: str, actor: Actor, *, primary: str | None, assign
     if status not in rule.from_states:
         raise IllegalTransition(action, status)
     if actor.role == Role.UNIT and rule.unit_must_be:
-        allowed = {"assigned": assigned, "primary": {primary} if primary else set(), "whistled": whistled}[rule.unit_must_be]
+        sets = {"assigned": assigned, "primary": {primary} if primary else set(), "whistled": whistled}
+        allowed = set().union(*(sets[name] for name in rule.unit_must_be.split("_or_")))
         if actor.unit_id not in allowed:
             raise NotPermitted(f"unit {actor.unit_id} may not {action} this ticket")
     if action == "accept":
         return Status.ACCEPTED if actor.unit_id == primary else status
+    if action == "reply" and actor.role == Role.UNIT and actor.unit_id != primary:
+        return status  # a whistled unit's part
     return rule.to_state
 
 
@@ -214,8 +223,10 @@ def _accept(state, body, actor, at, context, target):
 
 def _return(state, body, actor, at, context, target):
     units = tuple(replace(u, active=False) for u in state.units)
-    new = replace(state, status=Status.REVIEW, mode=Mode.REVIEW, primary_unit_id=None, accepted_at=None, units=units)
-    return new, [_event(EventKind.RETURNED, actor, at, actor.unit_id, reason=body.reason)]
+    review_by = at + timedelta(hours=context.review_hours)
+    new = replace(state, status=Status.REVIEW, mode=Mode.REVIEW, primary_unit_id=None, accepted_at=None, units=units,
+                  respond_by=review_by)
+    return new, [_event(EventKind.RETURNED, actor, at, actor.unit_id, reason=body.reason, review_by=_iso(review_by))]
 
 
 def _unit(context: Context, unit_id: str, field_name: str) -> UnitInfo:
@@ -281,9 +292,11 @@ def _whistle(state, body, actor, at, context, target):
     unit_ids = list(dict.fromkeys(body.unit_ids))
     for unit_id in unit_ids:
         _unit(context, unit_id, "unit_ids")
-    units = state.units + tuple(UnitState(u, UnitRole.WHISTLED, at) for u in unit_ids)
+    report_by = at + timedelta(hours=context.report_in_hours)
+    units = state.units + tuple(UnitState(u, UnitRole.WHISTLED, at, report_by) for u in unit_ids)
     new = replace(state, units=units)
-    return new, [_event(EventKind.WHISTLED, actor, at, actor.unit_id, unit_ids=unit_ids, note=body.note)]
+    return new, [_event(EventKind.WHISTLED, actor, at, actor.unit_id, unit_ids=unit_ids, note=body.note,
+                        report_by=_iso(report_by))]
 
 
 def _report_in(state, body, actor, at, context, target):
@@ -298,8 +311,10 @@ def _note(state, body, actor, at, context, target):
 
 
 def _reply(state, body, actor, at, context, target):
+    part = actor.role == Role.UNIT and actor.unit_id != state.primary_unit_id
     new = replace(state, status=target)
-    return new, [_event(EventKind.REPLIED, actor, at, actor.unit_id, text=body.text, solved=body.solved)]
+    extra = {"part": True} if part else {}
+    return new, [_event(EventKind.REPLIED, actor, at, actor.unit_id, text=body.text, solved=body.solved, **extra)]
 
 
 def _evaluate(state, body, actor, at, context, target):
@@ -311,11 +326,12 @@ def _evaluate(state, body, actor, at, context, target):
 
 
 def _reopen(state, body, actor, at, context, target):
-    respond_by, _ = deadlines(state.urgency, at, context.urgency)
+    respond_by, resolve_by = deadlines(state.urgency, at, context.urgency)  # the reopened round's own
     units = tuple(replace(u, accepted_at=None, respond_by=respond_by)
                   if u.active and u.role in (UnitRole.PRIMARY, UnitRole.CO) else u for u in state.units)
-    new = replace(state, status=target, respond_by=respond_by, accepted_at=None, units=units)
-    return new, [_event(EventKind.REOPENED, actor, at, reason=body.reason, respond_by=_iso(respond_by))]
+    new = replace(state, status=target, respond_by=respond_by, resolve_by=resolve_by, accepted_at=None, units=units)
+    return new, [_event(EventKind.REOPENED, actor, at, reason=body.reason, respond_by=_iso(respond_by),
+                        resolve_by=_iso(resolve_by))]
 
 
 def _close(state, body, actor, at, context, target):

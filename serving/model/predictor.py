@@ -19,6 +19,7 @@ low-confidence appeals to review.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -84,6 +85,13 @@ class Predictor:
     @property
     def labels(self) -> list[str]:
         return self.model.labels
+
+    def with_taxonomy(self, taxonomy: Taxonomy) -> "Predictor":
+        """The same model over another unit registry (the store's, after an import or a merge)."""
+        other = copy.copy(self)
+        other.taxonomy = taxonomy
+        other.places = PlaceResolver(taxonomy.units, taxonomy.street_aliases, taxonomy.not_place_names)
+        return other
 
     def predict(self, appeals: Sequence[AppealInput]) -> list[Classification]:
         appeals = [validate_appeal(a) for a in appeals]

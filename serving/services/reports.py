@@ -29,7 +29,7 @@ from serving.analytics.volume import VolumeQuery, volume
 from serving.analytics.charts import cjk_font
 from serving.services.scores import HOTLINE_TZ, monthly_scores
 from serving.store.models import LedgerEntryRow, TicketRow
-from serving.domain.enums import Status
+from serving.domain.enums import STATUS_NAMES, Status
 from taxonomy import Taxonomy
 
 KINDS = {"daily": "日通报", "weekly": "周汇总", "monthly": "月分析"}
@@ -124,4 +124,4 @@ def build_report(session: Session, taxonomy: Taxonomy, kind: str, day: date) -> 
         districts=sorted(districts, key=lambda r: -r["appeals"])[:10],
         streets=sorted((s for s in streets if s["street"]), key=lambda r: -r["appeals"])[:10],
         ranking=ranking, overdue=overdue, urgent=urgent, hotspots=hotspots, alerts=alerts,
-        topics=topic_items, ledger=ledger, names=names, month=month)
+        topics=topic_items, ledger=ledger, names=names, month=month, status_names=STATUS_NAMES)

@@ -8,14 +8,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
-from serving.domain import workflow
+from serving.domain import supervision, workflow
 from serving.domain.dispatch import DispatchDecision, DispatchPolicy, decide_dispatch, deadlines
 from serving.domain.actions import InvalidAction
 from serving.domain.enums import EventKind, Mode, Status
@@ -59,11 +59,14 @@ class TicketService:
     # ---- intake -------------------------------------------------------------------------------------
     def intake(self, appeal: Intake, actor: Actor, idempotency_key: str | None = None,
                at: datetime | None = None) -> tuple[TicketRow, bool]:
-        """Create the ticket, or return the one an earlier request with the same key created."""
+        """Create the ticket, or return the one an earlier request with the same key created. A key is the
+        calling API key's own (two front-ends may use the same key text), and a retry must repeat the
+        request: every field counts in its fingerprint."""
         request_hash = hashlib.sha256(json.dumps(
-            [appeal.text, appeal.title, appeal.channel, appeal.address, appeal.caller_phone],
-            ensure_ascii=False).encode()).hexdigest()
+            [appeal.text, appeal.title, appeal.channel, appeal.address, appeal.caller_name, appeal.caller_phone,
+             appeal.received_at.isoformat() if appeal.received_at else None], ensure_ascii=False).encode()).hexdigest()
         if idempotency_key:
+            idempotency_key = f"{actor.key_id}:{idempotency_key}" if actor.key_id is not None else idempotency_key
             existing = self.session.get(IdempotencyRow, idempotency_key)
             if existing is not None:
                 if existing.request_hash != request_hash:
@@ -159,9 +162,11 @@ class TicketService:
         for row in ticket.units:
             row.active = False
         if decision.mode == Mode.REVIEW:
+            review_by = at + timedelta(hours=self.taxonomy.dispatch.review_hours)
             ticket.status, ticket.mode, ticket.primary_unit_id = Status.REVIEW, Mode.REVIEW, None
-            self._event(ticket, "queued_for_review", actor, at=at, payload={
-                "reasons": list(decision.reasons), "rule": decision.rule_id,
+            ticket.respond_by, ticket.resolve_by = review_by, None
+            self._event(ticket, EventKind.QUEUED_FOR_REVIEW, actor, at=at, payload={
+                "reasons": list(decision.reasons), "rule": decision.rule_id, "review_by": _iso(review_by),
                 **({"detail": decision.detail} if decision.detail else {})})
             return
         for role, unit_id in [("primary", decision.primary_unit_id)] + [("co", u) for u in decision.co_unit_ids]:
@@ -200,8 +205,8 @@ class TicketService:
                 select(TicketUnitRow.ticket_id).where(TicketUnitRow.unit_id == unit_id, TicketUnitRow.active)))
         if overdue:
             moment = at or now()
-            query = query.where(TicketRow.status.in_([Status.DISPATCHED, Status.ACCEPTED]), (
-                ((TicketRow.status == Status.DISPATCHED) & (TicketRow.respond_by < moment))
+            query = query.where(TicketRow.status.in_([Status.REVIEW, Status.DISPATCHED, Status.ACCEPTED]), (
+                (TicketRow.status.in_([Status.REVIEW, Status.DISPATCHED]) & (TicketRow.respond_by < moment))
                 | (TicketRow.resolve_by < moment)))
         return list(self.session.execute(query.limit(limit).offset(offset)).scalars())
 
@@ -235,8 +240,10 @@ class TicketService:
             row = self.session.get(UnitRow, unit_id)
             return workflow.UnitInfo(row.kind, row.district_code, row.department_id) if row is not None else None
 
+        rules = self.taxonomy.dispatch
         return workflow.Context(self.taxonomy.urgency, self.taxonomy.categories,
-                                tuple(self.taxonomy.appeal_types.names), unit)
+                                tuple(self.taxonomy.appeal_types.names), unit, rules.review_hours,
+                                rules.report_in_hours)
 
     def _record_correction(self, ticket: TicketRow, event: EventRow, at: datetime) -> None:
         """A reviewer's correction of the router is training data (``jiesu corrections export``)."""
@@ -249,22 +256,41 @@ class TicketService:
 
     # ---- supervision (督办) --------------------------------------------------------------------------
     def supervise(self, at: datetime | None = None) -> list[int]:
-        """Flag each overdue open ticket once per deadline it missed; returns the flagged ticket ids."""
+        """督办: raise every flag an open ticket is due (``serving.domain.supervision``); returns the ids of
+        the tickets flagged."""
         moment = at or now()
+        rules = self.taxonomy.dispatch.supervision
         flagged = []
-        for ticket in self.list(overdue=True, limit=100_000, at=moment):
-            missed = "respond" if ticket.status == Status.DISPATCHED and ticket.respond_by and ticket.respond_by < moment \
-                else "resolve"
-            already = self.session.scalar(select(func.count()).select_from(EventRow).where(
-                EventRow.ticket_id == ticket.id, EventRow.kind == "supervised",
-                EventRow.payload["overdue"].as_string() == missed, EventRow.at >= ticket.respond_by
-                if missed == "respond" else EventRow.at >= ticket.resolve_by))
-            if not already:
-                self._event(ticket, "supervised", Actor("system"), at=moment, unit_id=ticket.primary_unit_id,
-                            payload={"overdue": missed})
+        query = select(TicketRow).options(selectinload(TicketRow.events)).where(
+            TicketRow.status.in_([Status.REVIEW, Status.DISPATCHED, Status.ACCEPTED]),
+            (TicketRow.respond_by < moment) | (TicketRow.resolve_by < moment)).order_by(TicketRow.id)
+        for ticket in self.session.execute(query).scalars():
+            setting = next((e for e in reversed(ticket.events) if e.kind in SETS_DEADLINES), None)
+            set_at = setting.at if setting is not None else ticket.received_at
+            raised = {(e.payload.get("overdue"), e.payload.get("due"), e.payload.get("level", "unit"))
+                      for e in ticket.events if e.kind == EventKind.SUPERVISED}
+            due = supervision.deadlines_of(ticket.status, ticket.respond_by, ticket.resolve_by, set_at,
+                                           ticket.received_at, setting is not None and setting.kind == "reopened")
+            flags = supervision.due_flags(due, raised, moment, rules)
+            for flag in flags:
+                self._event(ticket, EventKind.SUPERVISED, Actor("system"), at=moment, unit_id=ticket.primary_unit_id,
+                            payload={"overdue": flag.kind, "level": flag.level, "due": flag.due.isoformat(),
+                                     "escalated_to": self._supervisor(ticket, flag.level)})
+            if flags:
                 flagged.append(ticket.id)
         self.session.commit()
         return flagged
+
+    def _supervisor(self, ticket: TicketRow, level: str) -> str | None:
+        """Who an escalation is raised to: the district of the ticket's place (or primary unit), or the city."""
+        if level == "city":
+            return "city"
+        if level != "district":
+            return None
+        if ticket.district_id:
+            return ticket.district_id
+        unit = self.session.get(UnitRow, ticket.primary_unit_id) if ticket.primary_unit_id else None
+        return f"district:{unit.district_code}" if unit is not None and unit.district_code else None
 
     # ---- helpers ------------------------------------------------------------------------------------
     def _event(self, ticket: TicketRow, kind: str, actor: Actor, *, at: datetime, unit_id: str | None = None,
@@ -272,6 +298,8 @@ class TicketService:
         ticket.events.append(EventRow(kind=kind, actor=actor.name, unit_id=unit_id, at=at, payload=payload or {}))
 
 
+SETS_DEADLINES = (EventKind.DISPATCHED, EventKind.ASSIGNED, EventKind.REOPENED, EventKind.QUEUED_FOR_REVIEW,
+                  EventKind.RETURNED)
 STATE_FIELDS = ("status", "mode", "received_at", "category", "urgency", "appeal_type", "primary_unit_id", "respond_by",
                 "resolve_by", "accepted_at", "street_id", "district_id", "department_id", "company_id", "resolved",
                 "satisfaction", "group_appeal", "long_standing", "unreasonable")

@@ -44,6 +44,16 @@ class UnitRow(Base):
     service: Mapped[str | None] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(16), default="profile")  # profile | import
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    merged_into: Mapped[str | None] = mapped_column(String(64))  # a merged unit's successor
+    history: Mapped[list] = mapped_column(JSON, default=list)  # {kind: added|renamed|merged, at, …}
+
+
+class RegistryStateRow(Base):
+    """One row: the unit registry's version, raised on every change, so every worker sees the change."""
+
+    __tablename__ = "registry_state"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class TicketRow(Base):
@@ -127,6 +137,7 @@ class LedgerEntryRow(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     note: Mapped[str | None] = mapped_column(Text)
     ticket_ids: Mapped[list] = mapped_column(JSON, default=list)
+    history: Mapped[list] = mapped_column(JSON, default=list)  # every change: {kind, at, actor, ticket_ids?, …}
 
 
 class TicketUnitRow(Base):

@@ -32,7 +32,7 @@ def test_keys_create_prints_a_working_key(database_url, data_dir, base_url):
 
 def test_units_import_reads_an_official_list(database_url, data_dir, tmp_path):
     good = jiesu(database_url, data_dir, "units", "import", data_dir / "admin" / "beijing_streets.csv")
-    assert good.returncode == 0 and "imported 349" in good.stdout
+    assert good.returncode == 0 and "349 unchanged" in good.stdout
     broken = tmp_path / "streets.csv"
     broken.write_text("code,name\n1,某街道\n", encoding="utf-8")
     bad = jiesu(database_url, data_dir, "units", "import", broken)

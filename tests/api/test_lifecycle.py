@@ -95,6 +95,26 @@ def test_idempotent_intake_returns_the_same_ticket(base_url, keys):
     assert other.status_code == 409 and "Idempotency-Key" in other.text
 
 
+def test_an_idempotency_key_is_the_calling_keys_own_and_covers_every_field(base_url, keys, make_key):
+    """Two front-ends that happen to send the same key text get two tickets; a retry that changes
+    received_at or the caller is not the same request (409), not silently the first ticket."""
+    headers = {"Idempotency-Key": "shared-key-7"}
+    first = new_ticket(base_url, keys, headers=headers)
+    with client(base_url, make_key("intake")) as other_front_end:
+        second = other_front_end.post("/v1/appeals", json=HEATING, headers=headers)
+    assert second.status_code == 201 and second.json()["ticket_id"] != first["ticket_id"]
+    with client(base_url, keys["intake"]) as c:
+        moved = c.post("/v1/appeals", json={**HEATING, "received_at": "2026-11-02T09:00:00+08:00"}, headers=headers)
+        renamed = c.post("/v1/appeals", json={**HEATING, "caller": {"name": "王先生"}}, headers=headers)
+    assert moved.status_code == 409 and renamed.status_code == 409
+
+
+def test_received_at_in_the_future_is_refused(base_url, keys):
+    with client(base_url, keys["intake"]) as c:
+        response = c.post("/v1/appeals", json={**HEATING, "received_at": "2999-01-01T09:00:00+08:00"})
+    assert response.status_code == 422 and response.json()["detail"]["field"] == "received_at"
+
+
 def test_concurrent_retries_with_one_key_make_one_ticket(base_url, keys):
     def post(_):
         with client(base_url, keys["intake"]) as c:
@@ -196,8 +216,34 @@ def test_overdue_tickets_are_listed_and_supervised(base_url, keys, admin, servic
         flagged = TicketService(session, state.taxonomy, None, None).supervise()
         assert tid in flagged
         assert tid not in TicketService(session, state.taxonomy, None, None).supervise()  # once per deadline
-    kinds = [e["kind"] for e in admin.get(f"/v1/tickets/{tid}").json()["events"]]
-    assert "supervised" in kinds
+    supervised = [e["payload"] for e in admin.get(f"/v1/tickets/{tid}").json()["events"] if e["kind"] == "supervised"]
+    # 30 days late on both deadlines: flagged for each, and raised to the district and the city
+    assert {(p["overdue"], p["level"]) for p in supervised} >= {
+        ("respond", "unit"), ("respond", "district"), ("respond", "city"), ("resolve", "unit")}
+    city = next(p for p in supervised if p["level"] == "city")
+    district = next(p for p in supervised if p["level"] == "district")
+    assert city["escalated_to"] == "city" and district["escalated_to"].startswith("district:")
+
+
+def test_a_ticket_waiting_for_review_has_a_deadline_and_is_supervised(admin, service):
+    from datetime import datetime, timedelta, timezone
+
+    from serving.services.tickets import TicketService
+
+    earlier = (datetime.now(timezone.utc) - timedelta(hours=5)).isoformat()
+    tid = admin.post("/v1/appeals", json={"text": "楼下的路灯坏了好几天了，晚上很黑。", "received_at": earlier,
+                                          "at": earlier}).json()["ticket_id"]  # no place named: review
+    assert admin.get(f"/v1/tickets/{tid}").json()["status"] == "review"
+    state = service[1].state.jiesu
+    with state.sessions() as session:
+        assert tid in TicketService(session, state.taxonomy, None, None).supervise()
+    events = admin.get(f"/v1/tickets/{tid}").json()["events"]
+    queued = next(e for e in events if e["kind"] == "queued_for_review")
+    assert queued["payload"]["review_by"]
+    assert any(e["kind"] == "supervised" and e["payload"]["overdue"] == "review" for e in events)
+    queue = {item["ticket_id"]: item for item in admin.get("/v1/review/queue", params={"limit": 1000}).json()}
+    reasons = set(queue[tid]["reasons"])
+    assert "review_overdue" in reasons and set(queued["payload"]["reasons"]) <= reasons  # every reason it waits
 
 
 def test_mark_unreasonable_after_the_callback(base_url, keys):

@@ -27,7 +27,8 @@ def test_joint_dispatch_scores_both_units_and_each_one_s_own_response():
     facts = TicketFacts(1, T0, (dispatched("S", ["D"]), ev("accepted", 1, "S"), ev("accepted", 30, "D"),
                                 ev("evaluated", 50, resolved=True, satisfaction="satisfied")))
     result = outcome(facts)
-    assert result.units == ("S", "D") and result.on_time == {"S"} and result.resolved
+    assert result.units == ("S", "D") and result.owed == {"S": 1, "D": 1} and result.met == {"S": 1}
+    assert result.resolved
 
 
 def test_a_reassigned_ticket_leaves_the_first_unit():
@@ -36,7 +37,7 @@ def test_a_reassigned_ticket_leaves_the_first_unit():
                                     "primary_unit_id": "S2", "co_unit_ids": [],
                                     "respond_by": (T0 + timedelta(hours=27)).isoformat()}),
                                 ev("accepted", 4, "S2")))
-    assert outcome(facts).units == ("S2",) and outcome(facts).on_time == {"S2"}
+    assert outcome(facts).units == ("S2",) and outcome(facts).owed == {"S2": 1} and outcome(facts).met == {"S2": 1}
 
 
 def test_unreasonable_tickets_do_not_count_against_the_unit(taxonomy):
@@ -46,7 +47,8 @@ def test_unreasonable_tickets_do_not_count_against_the_unit(taxonomy):
     good = TicketFacts(2, T0, (dispatched("S"), ev("accepted", 1, "S"),
                                ev("evaluated", 5, resolved=True, satisfaction="basically_satisfied")))
     [score] = score_units([bad, good], "2026-10", taxonomy.scoring, {"S": "某街道"}, TZ)
-    assert (score.dispatched, score.responded_on_time, score.evaluated, score.resolved) == (2, 2, 1, 1)
+    assert (score.dispatched, score.responses_owed, score.responded_on_time, score.evaluated, score.resolved) == \
+        (2, 2, 2, 1, 1)
     assert score.satisfaction_rate == pytest.approx(taxonomy.scoring.satisfaction_credit["basically_satisfied"])
 
 
@@ -67,3 +69,44 @@ def test_bonus_is_capped_and_ties_share_a_rank(taxonomy):
                                                 {"A": "a", "B": "b", "C": "c"}, TZ)}
     assert scores["A"].bonus == taxonomy.scoring.bonus.max_per_month and scores["A"].rank == 1
     assert scores["B"].score == scores["C"].score == 100.0 and scores["B"].rank == scores["C"].rank == 2
+
+
+def test_a_unit_with_nothing_evaluated_has_no_data_and_ranks_after_units_with_data(taxonomy):
+    """Today's wrong answer was 1.0 for rates with nothing to count, ranking such a unit first."""
+    answered = TicketFacts(1, T0, (dispatched("A"), ev("accepted", 1, "A"),
+                                   ev("evaluated", 5, resolved=False, satisfaction="dissatisfied")))
+    waiting = TicketFacts(2, T0, (dispatched("B"), ev("accepted", 1, "B")))
+    a, b = score_units([answered, waiting], "2026-10", taxonomy.scoring, {"A": "a", "B": "b"}, TZ)
+    assert (a.unit_id, b.unit_id) == ("A", "B")  # B's score is unknown, not perfect
+    assert b.resolution_rate is None and b.satisfaction_rate is None and b.score is None and not b.complete
+    assert b.response_rate == 1.0 and b.rank == 2 and a.rank == 1 and a.score is not None
+
+
+def test_reopening_keeps_the_first_rounds_response_and_owes_another(taxonomy):
+    """重办: the co-unit answered the first round on time; the reopened round has its own deadline."""
+    events = (dispatched("S", ["D"]), ev("accepted", 1, "S"), ev("accepted", 2, "D"),
+              ev("reopened", 100, respond_by=(T0 + timedelta(hours=124)).isoformat()),
+              ev("accepted", 101, "S"), ev("accepted", 130, "D"))
+    result = outcome(TicketFacts(1, T0, events))
+    assert result.owed == {"S": 2, "D": 2} and result.met == {"S": 2, "D": 1}
+
+
+def test_a_whistled_unit_owes_a_report_in_by_its_deadline(taxonomy):
+    """吹哨报到: the report-in counts in the whistled unit's response rate."""
+    whistle = ev("whistled", 3, "S", unit_ids=["P", "Q"], report_by=(T0 + timedelta(hours=27)).isoformat())
+    events = (dispatched("S"), ev("accepted", 1, "S"), whistle, ev("reported_in", 5, "P"), ev("reported_in", 40, "Q"))
+    scores = {s.unit_id: s for s in score_units([TicketFacts(1, T0, events)], "2026-10", taxonomy.scoring,
+                                                {"S": "s", "P": "p", "Q": "q"}, TZ)}
+    assert scores["P"].response_rate == 1.0 and scores["Q"].response_rate == 0.0
+    assert scores["P"].evaluated == 0 and scores["P"].resolution_rate is None  # the callback is the primary's
+
+
+def test_a_district_is_scored_for_the_tickets_whose_primary_lies_in_it(taxonomy):
+    tickets = [TicketFacts(1, T0, (dispatched("street:1", ["dept:x@1"]), ev("accepted", 1, "street:1"),
+                                   ev("evaluated", 5, resolved=True, satisfaction="satisfied"))),
+               TicketFacts(2, T0, (dispatched("street:2"), ev("accepted", 30, "street:2"))),
+               TicketFacts(3, T0, (dispatched("dept:y"),))]  # a city department: no district
+    district_of = {"street:1": "district:A", "dept:x@1": "district:A", "street:2": "district:A"}
+    [district] = score_units(tickets, "2026-10", taxonomy.scoring, {"district:A": "甲区"}, TZ, district_of)
+    assert (district.dispatched, district.responses_owed, district.responded_on_time) == (2, 2, 1)
+    assert (district.evaluated, district.resolved) == (1, 1)

@@ -11,7 +11,7 @@ UNITS = dict(primary="street:1", assigned={"street:1", "dept:x@1"}, whistled={"s
 
 def actor_for(action: str) -> Actor:
     role = sorted(RULES[action].roles)[0]
-    unit = {"whistled": "street:2", "assigned": "street:1", "primary": "street:1"}.get(RULES[action].unit_must_be or "")
+    unit = {"whistled": "street:2", "assigned": "street:1", "primary": "street:1"}.get((RULES[action].unit_must_be or "").split("_or_")[0])
     return Actor(role, unit if role == "unit" else None)
 
 

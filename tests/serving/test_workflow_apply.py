@@ -50,7 +50,7 @@ def ticket(status: str) -> TicketState:
 
 
 def actor(action: str) -> Actor:
-    who = {"assigned": STREET, "primary": STREET, "whistled": OTHER}.get(RULES[action].unit_must_be or "")
+    who = {"assigned": STREET, "primary": STREET, "whistled": OTHER}.get((RULES[action].unit_must_be or "").split("_or_")[0])
     role = sorted(RULES[action].roles)[0]
     return Actor(role, who if role == "unit" else None, key_id=7)
 
@@ -132,3 +132,19 @@ def test_the_callbacks_comment_and_the_report_ins_text_are_kept(context):
                               LATER, context)
     assert reported.payload["text"] == "已派人检修"
     assert next(u for u in after.units if u.unit_id == OTHER).accepted_at == LATER
+
+
+def test_a_whistled_unit_notes_and_replies_on_its_part_and_reports_in_by_a_deadline(context):
+    state = ticket(Status.ACCEPTED)
+    noted, _ = apply(state, "note", {"text": "已到场查看"}, Actor("unit", OTHER), LATER, context)
+    part, [event] = apply(state, "reply", {"text": "管线已修复", "solved": True}, Actor("unit", OTHER), LATER, context)
+    assert part.status == Status.ACCEPTED and event.payload["part"] is True  # the primary still answers
+    whistled, [call] = apply(state, "whistle", {"unit_ids": [DEPT]}, Actor("unit", STREET), LATER, context)
+    assert call.payload["report_by"] == (LATER + timedelta(hours=context.report_in_hours)).isoformat()
+
+
+def test_a_returned_ticket_waits_for_review_with_a_deadline(context):
+    after, [event] = apply(ticket(Status.ACCEPTED), "return", {"reason": "不属于本街道"}, Actor("unit", STREET), LATER,
+                           context)
+    assert after.status == Status.REVIEW and after.respond_by == LATER + timedelta(hours=context.review_hours)
+    assert event.payload["review_by"] == after.respond_by.isoformat()

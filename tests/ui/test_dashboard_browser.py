@@ -67,7 +67,8 @@ def test_reviewer_reassigns_a_ticket_from_the_queue(dashboard, taxonomy):
         assert f"工单 {tid} 已派给 望京街道（朝阳区）" in page.inner_text("#flash")
         assert page.locator(f"#ticket-{tid}").count() == 0  # it left the queue
         page.goto(f"{url}/ui/tickets/{tid}")
-        assert "assigned" in page.inner_text("#timeline")
+        timeline = page.inner_text("#timeline")
+        assert "改派" in timeline and "垃圾清运与道路保洁" in timeline and "\\u" not in timeline  # readable Chinese
         page.goto(f"{url}/ui/rankings")
         assert page.locator("#rankings").count() == 1
         page.goto(f"{url}/ui/hotspots")

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from serving.api.deps import CurrentActor, SessionDep, StateDep, require
-from serving.services.ledger import close_entry, sync_ledger
+from serving.services.ledger import ReasonRequired, close_entry, sync_ledger
 from serving.store.models import LedgerEntryRow
 
 router = APIRouter(prefix="/v1/ledger", tags=["analytics"])
@@ -21,7 +21,7 @@ def entry_out(entry: LedgerEntryRow, state) -> dict:
     return {"id": entry.id, "title": entry.title, "place": entry.place, "owner_unit_id": entry.owner_unit_id,
             "owner_unit": unit.name if unit else entry.owner_unit_id, "status": entry.status,
             "opened_at": entry.opened_at, "closed_at": entry.closed_at, "note": entry.note,
-            "ticket_ids": entry.ticket_ids}
+            "ticket_ids": entry.ticket_ids, "history": entry.history or []}
 
 
 class SyncIn(BaseModel):
@@ -33,6 +33,7 @@ class SyncIn(BaseModel):
 class CloseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     note: str = Field(min_length=1, max_length=2000)
+    reason: str | None = Field(None, max_length=2000, description="Needed when member tickets are open and overdue")
 
 
 @router.post("/sync", summary="Open or extend entries from the recurring hotspots of a period")
@@ -63,8 +64,11 @@ def close(entry_id: Annotated[int, Path(ge=1, le=2**62)], body: CloseIn, state: 
           actor: CurrentActor):
     require(actor, "reviewer")
     try:
-        return entry_out(close_entry(session, entry_id, body.note, datetime.now(timezone.utc)), state)
+        return entry_out(close_entry(session, entry_id, body.note, datetime.now(timezone.utc), body.reason,
+                                     actor.name), state)
     except LookupError:
         raise HTTPException(404, f"ledger entry {entry_id} not found") from None
+    except ReasonRequired as exc:
+        raise HTTPException(422, {"message": str(exc), "field": "reason"}) from None
     except ValueError as exc:
         raise HTTPException(409, str(exc)) from None

@@ -8,18 +8,26 @@ from fastapi import APIRouter, Query
 
 from serving.api.deps import CurrentActor, SessionDep, StateDep, require
 from serving.api.schemas import ReviewItem
+from serving.domain.enums import EventKind
 from serving.services.tickets import TicketService
 
 router = APIRouter(prefix="/v1/review", tags=["review"])
 
 
 def review_reasons(ticket) -> list[str]:
+    """Every reason the ticket waits since it was last dispatched: the router's (no place, low confidence …),
+    a unit's return, a missed review deadline."""
+    reasons: list[str] = []
     for event in reversed(ticket.events):
-        if event.kind == "queued_for_review":
-            return list(event.payload.get("reasons", []))
-        if event.kind == "returned":
-            return ["returned"]
-    return []
+        if event.kind in (EventKind.DISPATCHED, EventKind.ASSIGNED):
+            break
+        if event.kind == EventKind.QUEUED_FOR_REVIEW:
+            reasons += list(event.payload.get("reasons", []))
+        elif event.kind == EventKind.RETURNED:
+            reasons.append("returned")
+        elif event.kind == EventKind.SUPERVISED and event.payload.get("overdue") == "review":
+            reasons.append("review_overdue")
+    return list(dict.fromkeys(reversed(reasons)))
 
 
 @router.get("/queue", response_model=list[ReviewItem], summary="Tickets waiting for a reviewer")

@@ -4,7 +4,7 @@ with its own body (``serving.domain.actions``), so the OpenAPI says what every a
 (No ``from __future__ import annotations`` here: the action routes are made in a loop, and FastAPI reads
 their body types from the annotations at definition time.)"""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
@@ -17,7 +17,7 @@ from serving.api.shape import ticket_out
 from serving.model.appeals import AppealInputError
 from serving.domain.actions import BODIES
 from serving.domain.workflow import Actor, IllegalTransition, NotPermitted
-from serving.services.tickets import Conflict, Intake, InvalidAction, TicketNotFound, TicketService
+from serving.services.tickets import Conflict, Intake, InvalidAction, TicketNotFound, TicketService, now
 from serving.domain.enums import Status
 
 router = APIRouter(prefix="/v1", tags=["tickets"])
@@ -41,10 +41,15 @@ TicketServiceDep = Annotated[TicketService, Depends(ticket_service)]
 @router.post("/appeals", status_code=201, response_model=TicketOut, summary="Receive an appeal (受理)")
 def receive_appeal(body: AppealIn, state: StateDep, session: SessionDep, actor: CurrentActor, response: Response,
                    request: Request,
-                   idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> TicketOut:
+                   idempotency_key: Annotated[str | None, Header(max_length=180)] = None) -> TicketOut:
     require(actor, "intake")
     if body.at is not None and actor.role != "admin":
-        raise HTTPException(403, "at: only the admin (import) role may set the time of a record")
+        raise HTTPException(403, {"message": "only the admin (import) role may set the time of a record",
+                                  "field": "at"})
+    limit = (body.at or now()) + timedelta(seconds=state.settings.clock_skew_s)
+    if body.received_at is not None and body.received_at > limit:
+        raise HTTPException(422, {"message": f"received_at: {body.received_at.isoformat()} is in the future",
+                                  "field": "received_at"})
     intake = Intake(text=body.text, title=body.title or "", channel=body.channel, received_at=body.received_at,
                     address=body.address, caller_name=body.caller.name if body.caller else None,
                     caller_phone=body.caller.phone if body.caller else None)

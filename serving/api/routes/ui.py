@@ -6,6 +6,7 @@ URL-encoded bodies, parsed here, so no extra form library is needed.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -19,6 +20,7 @@ from sqlalchemy import select
 
 from serving.api.deps import SessionDep, StateDep
 from serving.api.routes.review import review_reasons
+from serving.domain.enums import EVENT_NAMES, STATUS_NAMES
 from serving.domain.workflow import Actor, IllegalTransition, NotPermitted
 from serving.services.keys import authenticate
 from serving.store.models import UnitRow
@@ -29,6 +31,10 @@ templates = Jinja2Templates(env=Environment(
     loader=FileSystemLoader(Path(__file__).resolve().parents[2] / "templates"),
     autoescape=select_autoescape(["html", "j2"])))  # citizens' text is shown: escape everything
 COOKIE = "jiesu_key"
+templates.env.filters["rate"] = lambda v: "无数据" if v is None else f"{100 * v:.1f}%"
+templates.env.filters["status_zh"] = lambda v: STATUS_NAMES.get(v, v)
+templates.env.filters["event_zh"] = lambda v: EVENT_NAMES.get(v, v)
+templates.env.filters["readable"] = lambda payload: json.dumps(payload, ensure_ascii=False, default=str)
 
 
 class SignIn(Exception):
@@ -83,7 +89,8 @@ def home():
 
 
 REASONS = {"low_confidence": "置信度不足", "no_place": "无法确定地点", "no_owner": "分类无主责部门",
-           "no_rule": "无匹配派单规则", "returned": "承办单位退单"}
+           "no_rule": "无匹配派单规则", "returned": "承办单位退单", "review_overdue": "审核超时",
+           "no_model": "模型未加载"}
 LEVELS = {"category_level_1": "一级分类", "category_level_2": "二级分类", "category_level_3": "三级分类",
           "department": "主责部门"}
 
