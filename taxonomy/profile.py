@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,6 +47,7 @@ class _ProfileFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1)
     city: str = Field(min_length=1)
+    timezone: str = Field("Asia/Shanghai", description="the hotline's time zone (IANA name): days and months")
     categories: str
     urgency: str
     appeal_types: str
@@ -87,6 +89,7 @@ class Taxonomy:
     dispatch: DispatchRules
     groups: GroupRules
     streets_file: Path
+    timezone: ZoneInfo = ZoneInfo("Asia/Shanghai")
 
 
 def load_taxonomy(
@@ -144,7 +147,15 @@ def load_taxonomy(
         dispatch=dispatch,
         groups=groups,
         streets_file=streets_path,
+        timezone=_zone(spec.timezone, spec_path),
     )
+
+
+def _zone(name: str, path: Path) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise TaxonomyError(path, "timezone", f"{name!r} is not a time zone name (e.g. Asia/Shanghai)") from None
 
 
 @lru_cache(maxsize=4)

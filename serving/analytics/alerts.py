@@ -85,3 +85,18 @@ def series_from_rows(rows: list[dict], place_key: str) -> dict[tuple[str, str], 
         if row.get("category") and row.get(place_key):
             series[(row["category"], row[place_key])][date.fromisoformat(row["period"])] = row["appeals"]
     return series
+
+
+def alerts_between(session, taxonomy, first: date, last: date, level: str = "street") -> list[Alert]:
+    """The alerts of the days [first, last) for one place level: the slices' daily volumes with their
+    baseline weeks before, read from the store in the profile's time zone — the one pipeline the API, the
+    dashboard and the reports share."""
+    from datetime import datetime, time, timedelta
+
+    from serving.analytics.volume import VolumeQuery, volume
+
+    start = datetime.combine(first, time(), taxonomy.timezone)
+    end = datetime.combine(last, time(), taxonomy.timezone)
+    rows = volume(session, VolumeQuery(start - timedelta(weeks=WEEKS), end, by=("category", level), interval="day"),
+                  taxonomy)
+    return detect(series_from_rows(rows, level), first, last)

@@ -15,37 +15,38 @@ Rules:
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from sqlalchemy.orm import Session
 
 from serving.analytics.volume import VolumeQuery, volume
-from taxonomy.scoring import ScoringRules
+from taxonomy import Taxonomy
 
 MIN_VOLUME = 3
 WEIGHTS = {"share": 0.4, "growth": 0.2, "unresolved": 0.2, "dissatisfied": 0.2}
 
 
-def month_bounds(month: str, offset: int = 0) -> tuple[datetime, datetime, str]:
-    from serving.services.scores import HOTLINE_TZ, parse_month
+def month_bounds(month: str, offset: int, tz: tzinfo) -> tuple[datetime, datetime, str]:
+    from serving.services.scores import parse_month
 
     year, number = map(int, month.split("-"))
     number += offset
     year, number = year + (number - 1) // 12, (number - 1) % 12 + 1
     name = f"{year:04d}-{number:02d}"
-    start, end = parse_month(name)
-    return start.astimezone(HOTLINE_TZ), end.astimezone(HOTLINE_TZ), name
+    start, end = parse_month(name, tz)
+    return start.astimezone(tz), end.astimezone(tz), name
 
 
-def _by_category(session: Session, scoring: ScoringRules, start: datetime, end: datetime, level: int) -> dict:
-    rows = volume(session, VolumeQuery(start=start, end=end, by=("category",), interval=None, level=level), scoring)
+def _by_category(session: Session, taxonomy: Taxonomy, start: datetime, end: datetime, level: int) -> dict:
+    rows = volume(session, VolumeQuery(start=start, end=end, by=("category",), interval=None, level=level), taxonomy)
     return {r["category"]: r for r in rows if r["category"]}
 
 
-def candidates(session: Session, scoring: ScoringRules, month: str, level: int = 1, limit: int = 10) -> list[dict]:
-    start, end, _ = month_bounds(month)
-    now = _by_category(session, scoring, start, end, level)
-    before = [_by_category(session, scoring, *month_bounds(month, -k)[:2], level) for k in (1, 2, 3)]
+def candidates(session: Session, taxonomy: Taxonomy, month: str, level: int = 1, limit: int = 10) -> list[dict]:
+    tz = taxonomy.timezone
+    start, end, _ = month_bounds(month, 0, tz)
+    now = _by_category(session, taxonomy, start, end, level)
+    before = [_by_category(session, taxonomy, *month_bounds(month, -k, tz)[:2], level) for k in (1, 2, 3)]
     total = sum(r["appeals"] for r in now.values()) or 1
     largest = max((r["appeals"] for r in now.values()), default=1)
     items = []
@@ -71,16 +72,16 @@ def candidates(session: Session, scoring: ScoringRules, month: str, level: int =
     return items[:limit]
 
 
-def track(session: Session, scoring: ScoringRules, category: str, chosen_month: str, until: datetime,
+def track(session: Session, taxonomy: Taxonomy, category: str, chosen_month: str, until: datetime,
           level: int) -> list[dict]:
     """The topic's volume and rates month by month, from three months before it was chosen to ``until``."""
     months = []
     offset = -3
     while True:
-        start, end, name = month_bounds(chosen_month, offset)
+        start, end, name = month_bounds(chosen_month, offset, taxonomy.timezone)
         if start > until or offset > 36:
             break
-        row = _by_category(session, scoring, start, end, level).get(category)
+        row = _by_category(session, taxonomy, start, end, level).get(category)
         months.append({"month": name, "appeals": row["appeals"] if row else 0,
                        "resolution_rate": row["resolution_rate"] if row else None,
                        "satisfaction_rate": row["satisfaction_rate"] if row else None})

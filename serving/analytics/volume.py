@@ -1,8 +1,9 @@
 """Volume and the 三率 for any slice of tickets, computed in SQL that runs on SQLite and PostgreSQL.
 
 Rules:
-- a ticket counts in the period it was received, in hotline time (Asia/Shanghai); periods are days,
-  ISO weeks (named by their Monday) or months;
+- a ticket counts in the period it was received, in the hotline's time zone (the profile's); periods
+  are days, ISO weeks (named by their Monday) or months (on SQLite the zone's offset at the start of the
+  query is used: right for zones without daylight saving time, such as Asia/Shanghai);
 - slices: ``category`` (at ``level`` 1, 2 or 3 of the tree; a ticket labelled only at level 1 has no
   level-2 value and falls in the empty slice), ``district``, ``street``, ``channel``, ``urgency``;
 - repeats (the same caller with the same words, see ``taxonomy.groups``) are not counted;
@@ -18,17 +19,16 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from sqlalchemy import and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from serving.store.models import TicketRow
-from taxonomy.scoring import ScoringRules
+from taxonomy import Taxonomy
 
 DIMENSIONS = ("category", "district", "street", "channel", "urgency")
 INTERVALS = ("day", "week", "month")
-HOTLINE_OFFSET_HOURS = 8  # Asia/Shanghai has no daylight saving time
 
 
 @dataclass(frozen=True)
@@ -53,16 +53,17 @@ class VolumeQuery:
             raise ValueError("to: must be after from")
 
 
-def _period(dialect: str, interval: str):
+def _period(dialect: str, interval: str, tz: tzinfo, at: datetime):
     column = TicketRow.received_at
     if dialect == "sqlite":
-        shifted = (column, f"+{HOTLINE_OFFSET_HOURS} hours")
+        offset = int(at.astimezone(tz).utcoffset().total_seconds() // 60)
+        shifted = (column, f"{offset:+d} minutes")
         if interval == "day":
             return func.strftime("%Y-%m-%d", *shifted)
         if interval == "month":
             return func.strftime("%Y-%m", *shifted)
         return func.date(*shifted, "weekday 0", "-6 days")  # the Monday of that week
-    local = func.timezone("Asia/Shanghai", column)
+    local = func.timezone(getattr(tz, "key", "UTC"), column)
     fmt = {"day": "YYYY-MM-DD", "week": "YYYY-MM-DD", "month": "YYYY-MM"}[interval]
     return func.to_char(func.date_trunc(interval, local), fmt)
 
@@ -72,11 +73,13 @@ def _dimension(dim: str, level: int):
             "street": TicketRow.street_id, "channel": TicketRow.channel, "urgency": TicketRow.urgency}[dim]
 
 
-def volume(session: Session, query: VolumeQuery, scoring: ScoringRules) -> list[dict]:
+def volume(session: Session, query: VolumeQuery, taxonomy: Taxonomy) -> list[dict]:
+    """Rows per slice and period; the profile gives the satisfaction credit and the time zone."""
+    scoring = taxonomy.scoring
     dialect = session.get_bind().dialect.name
     keys = []
     if query.interval:
-        keys.append(_period(dialect, query.interval).label("period"))
+        keys.append(_period(dialect, query.interval, taxonomy.timezone, query.start).label("period"))
     keys += [_dimension(dim, query.level).label(dim) for dim in query.by]
     counted = and_(TicketRow.resolved.is_not(None), TicketRow.unreasonable.is_(False))
     credit = case(*[(TicketRow.satisfaction == answer, literal(value))

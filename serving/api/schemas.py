@@ -151,3 +151,137 @@ class ScoreOut(BaseModel):
     bonus: float
     score: float | None = Field(description="None: a rate has no data; such units rank after the rest")
     rank: int
+
+
+class VolumeRow(BaseModel):
+    """One slice and period; the slice columns present are those asked for with ``by``."""
+
+    model_config = ConfigDict(extra="allow")
+    period: str | None = None
+    appeals: int
+    dispatched: int
+    responded_on_time: int
+    evaluated: int
+    resolved: int
+    satisfied: float
+    response_rate: float | None
+    resolution_rate: float | None
+    satisfaction_rate: float | None
+
+
+class VolumeOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    start: datetime = Field(serialization_alias="from")
+    end: datetime = Field(serialization_alias="to")
+    interval: str | None
+    by: list[str]
+    items: list[VolumeRow]
+
+
+class HotspotOut(BaseModel):
+    id: int
+    size: int
+    ticket_ids: list[int]
+    title: str
+    key_phrases: list[str]
+    place: str | None
+    first: str
+    last: str
+    trend: str
+    weekly: list[int]
+    likes: int = 0
+    category: str | None = None
+
+
+class HotspotsOut(BaseModel):
+    start: datetime = Field(serialization_alias="from")
+    end: datetime = Field(serialization_alias="to")
+    appeals: int
+    items: list[HotspotOut]
+
+
+class AlertOut(BaseModel):
+    category: str
+    place_id: str
+    place: str
+    date: str
+    observed: int
+    expected: float
+    p_value: float
+    baseline: list[int]
+
+
+class AlertsOut(BaseModel):
+    start: datetime = Field(serialization_alias="from")
+    end: datetime = Field(serialization_alias="to")
+    level: str
+    items: list[AlertOut]
+
+
+class LedgerEntryOut(BaseModel):
+    id: int
+    title: str
+    place: str | None
+    owner_unit_id: str | None
+    owner_unit: str | None
+    status: str
+    opened_at: datetime
+    closed_at: datetime | None
+    note: str | None
+    ticket_ids: list[int]
+    history: list[dict]
+
+
+class LedgerSyncOut(BaseModel):
+    entries: list[LedgerEntryOut]
+
+
+class TopicMonth(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    month: str
+    appeals: int
+
+
+class TopicOut(BaseModel):
+    id: int
+    month: str
+    category: str
+    level: int
+    title: str
+    chosen_by: str
+    chosen_at: datetime
+    months: list[TopicMonth]
+
+
+class TopicSummary(BaseModel):
+    id: int
+    month: str
+    category: str
+    title: str
+
+
+class TopicCandidate(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    category: str
+    appeals: int
+
+
+class TopicCandidatesOut(BaseModel):
+    month: str
+    level: int
+    items: list[TopicCandidate]
+
+
+class HealthOut(BaseModel):
+    status: str
+
+
+class ReadyOut(BaseModel):
+    status: str
+    checks: dict[str, str]
+
+
+class ImportOut(BaseModel):
+    added: int
+    renamed: int
+    unchanged: int

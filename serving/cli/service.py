@@ -167,23 +167,23 @@ def analytics_volume(
 ) -> None:
     """Volume and the 三率 for any slice (the same numbers as GET /v1/analytics/volume)."""
     from serving.analytics.volume import VolumeQuery, columns_for, to_csv, volume
-    from serving.services.scores import HOTLINE_TZ
+
+    if format not in ("json", "csv"):
+        raise ValueError("--format: json or csv")
+    session, taxonomy = _synced_session(_settings(database_url))
 
     def moment(text: str, option: str) -> datetime:
         try:
             value = datetime.fromisoformat(text)
         except ValueError:
             raise ValueError(f"{option}: {text!r} is not a date or ISO time") from None
-        return value if value.tzinfo else value.replace(tzinfo=HOTLINE_TZ)
+        return value if value.tzinfo else value.replace(tzinfo=taxonomy.timezone)
 
-    if format not in ("json", "csv"):
-        raise ValueError("--format: json or csv")
     query = VolumeQuery(start=moment(start, "--from"), end=moment(end, "--to"),
                         by=tuple(d.strip() for d in by.split(",") if d.strip()),
                         interval=None if interval == "none" else interval, level=level)
-    session, taxonomy = _synced_session(_settings(database_url))
     with session:
-        rows = volume(session, query, taxonomy.scoring)
+        rows = volume(session, query, taxonomy)
     if format == "csv":
         typer.echo(to_csv(rows, columns_for(query)), nl=False)
     else:
@@ -232,7 +232,7 @@ def topics(
         raise ValueError(f"--month: {month!r} is not YYYY-MM")
     session, taxonomy = _synced_session(_settings(database_url))
     with session:
-        for item in candidates(session, taxonomy.scoring, month, level, limit):
+        for item in candidates(session, taxonomy, month, level, limit):
             typer.echo(json.dumps(item, ensure_ascii=False))
 
 

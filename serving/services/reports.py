@@ -14,20 +14,20 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from serving.analytics.alerts import WEEKS, detect, series_from_rows
+from serving.analytics.alerts import alerts_between
 from serving.analytics.hotspots import find_hotspots
 from serving.analytics.sources import appeals_from_store
 from serving.analytics.topics import candidates
 from serving.analytics.volume import VolumeQuery, volume
 from serving.analytics.charts import cjk_font
-from serving.services.scores import HOTLINE_TZ, monthly_scores
+from serving.services.scores import monthly_scores
 from serving.store.models import LedgerEntryRow, TicketRow
 from serving.domain.enums import STATUS_NAMES, Status
 from taxonomy import Taxonomy
@@ -41,25 +41,26 @@ class Period:
     kind: str
     first: date
     last: date  # exclusive
+    tz: tzinfo
 
     @property
     def start(self) -> datetime:
-        return datetime.combine(self.first, time(), HOTLINE_TZ)
+        return datetime.combine(self.first, time(), self.tz)
 
     @property
     def end(self) -> datetime:
-        return datetime.combine(self.last, time(), HOTLINE_TZ)
+        return datetime.combine(self.last, time(), self.tz)
 
 
-def period_for(kind: str, day: date) -> Period:
+def period_for(kind: str, day: date, tz: tzinfo) -> Period:
     if kind == "daily":
-        return Period(kind, day, day + timedelta(days=1))
+        return Period(kind, day, day + timedelta(days=1), tz)
     if kind == "weekly":
         monday = day - timedelta(days=day.weekday())
-        return Period(kind, monday, monday + timedelta(days=7))
+        return Period(kind, monday, monday + timedelta(days=7), tz)
     if kind == "monthly":
         first = day.replace(day=1)
-        return Period(kind, first, (first + timedelta(days=32)).replace(day=1))
+        return Period(kind, first, (first + timedelta(days=32)).replace(day=1), tz)
     raise ValueError(f"kind: must be one of {', '.join(KINDS)}")
 
 
@@ -82,15 +83,14 @@ def _svg(draw) -> str:
 
 
 def build_report(session: Session, taxonomy: Taxonomy, kind: str, day: date) -> str:
-    period = period_for(kind, day)
-    scoring = taxonomy.scoring
+    period = period_for(kind, day, taxonomy.timezone)
     names = {u.id: u.name for u in taxonomy.units}
-    summary = volume(session, VolumeQuery(period.start, period.end, interval=None), scoring)
+    summary = volume(session, VolumeQuery(period.start, period.end, interval=None), taxonomy)
     trend_start = period.end - timedelta(days=14) if kind == "daily" else period.start
-    trend = volume(session, VolumeQuery(trend_start, period.end, interval="day"), scoring)
-    categories = volume(session, VolumeQuery(period.start, period.end, by=("category",), interval=None), scoring)
-    districts = volume(session, VolumeQuery(period.start, period.end, by=("district",), interval=None), scoring)
-    streets = volume(session, VolumeQuery(period.start, period.end, by=("street",), interval=None), scoring)
+    trend = volume(session, VolumeQuery(trend_start, period.end, interval="day"), taxonomy)
+    categories = volume(session, VolumeQuery(period.start, period.end, by=("category",), interval=None), taxonomy)
+    districts = volume(session, VolumeQuery(period.start, period.end, by=("district",), interval=None), taxonomy)
+    streets = volume(session, VolumeQuery(period.start, period.end, by=("street",), interval=None), taxonomy)
     month = period.first.strftime("%Y-%m")
     ranking = monthly_scores(session, taxonomy, month, "street")
     overdue = session.execute(select(TicketRow).where(
@@ -100,10 +100,8 @@ def build_report(session: Session, taxonomy: Taxonomy, kind: str, day: date) -> 
         TicketRow.urgency <= 2, TicketRow.received_at >= period.start, TicketRow.received_at < period.end,
         TicketRow.duplicate_of.is_(None)).order_by(TicketRow.urgency, TicketRow.received_at).limit(30)).scalars().all()
     hotspots = find_hotspots(appeals_from_store(session, period.start, period.end), top=10)
-    alert_rows = volume(session, VolumeQuery(period.start - timedelta(weeks=WEEKS), period.end,
-                                             by=("category", "street"), interval="day"), scoring)
-    alerts = detect(series_from_rows(alert_rows, "street"), period.first, period.last)
-    topic_items = candidates(session, scoring, month, limit=5) if kind == "monthly" else []
+    alerts = alerts_between(session, taxonomy, period.first, period.last, "street")
+    topic_items = candidates(session, taxonomy, month, limit=5) if kind == "monthly" else []
     ledger = session.execute(select(LedgerEntryRow).where(LedgerEntryRow.status == "open")).scalars().all() \
         if kind == "monthly" else []
 
@@ -118,7 +116,7 @@ def build_report(session: Session, taxonomy: Taxonomy, kind: str, day: date) -> 
                                                         [r["appeals"] for r in top][::-1]), ax.set_xlabel("诉求量")))
     environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
     return environment.get_template("report.html.j2").render(
-        kind=kind, kind_name=KINDS[kind], period=period, generated=datetime.now(HOTLINE_TZ),
+        kind=kind, kind_name=KINDS[kind], period=period, generated=datetime.now(taxonomy.timezone),
         summary=summary[0] if summary else None, charts=charts,
         categories=sorted(categories, key=lambda r: -r["appeals"]),
         districts=sorted(districts, key=lambda r: -r["appeals"])[:10],

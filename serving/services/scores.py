@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta, timezone, tzinfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -14,13 +13,13 @@ from serving.domain.scoring import TicketFacts, UnitScore, score_units
 from serving.store.models import TicketRow, UnitRow
 from taxonomy import Taxonomy
 
-HOTLINE_TZ = ZoneInfo("Asia/Shanghai")
 LEVELS = ("street", "district", "department", "company")
 
 
-def parse_month(month: str) -> tuple[datetime, datetime]:
+def parse_month(month: str, tz: tzinfo) -> tuple[datetime, datetime]:
+    """The month's bounds in UTC, its days counted in the hotline's time zone ``tz``."""
     try:
-        start = datetime.strptime(month, "%Y-%m").replace(tzinfo=HOTLINE_TZ)
+        start = datetime.strptime(month, "%Y-%m").replace(tzinfo=tz)
     except ValueError:
         raise ValueError(f"month: {month!r} is not YYYY-MM") from None
     try:
@@ -33,7 +32,7 @@ def parse_month(month: str) -> tuple[datetime, datetime]:
 def monthly_scores(session: Session, taxonomy: Taxonomy, month: str, level: str) -> list[UnitScore]:
     if level not in LEVELS:
         raise ValueError(f"level: must be one of {', '.join(LEVELS)}")
-    start, end = parse_month(month)
+    start, end = parse_month(month, taxonomy.timezone)
     rows = session.execute(select(TicketRow).where(TicketRow.received_at >= start, TicketRow.received_at < end,
                                                    TicketRow.duplicate_of.is_(None))  # a repeat is not a new case
                            .options(selectinload(TicketRow.events))).scalars()
@@ -47,7 +46,7 @@ def monthly_scores(session: Session, taxonomy: Taxonomy, month: str, level: str)
     names = {u.id: u.name for u in units if u.kind == level}
     district_of = {u.id: f"district:{u.district_code}" for u in units if u.district_code} if level == "district" \
         else None
-    return score_units(facts, month, taxonomy.scoring, names, HOTLINE_TZ, district_of)
+    return score_units(facts, month, taxonomy.scoring, names, taxonomy.timezone, district_of)
 
 
 def long_standing(events) -> bool:

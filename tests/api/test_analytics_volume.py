@@ -77,10 +77,19 @@ def test_volume_as_csv(admin, history):
 @pytest.mark.parametrize("params", [
     {**WINDOW, "by": "weather"}, {**WINDOW, "interval": "hour"}, {**WINDOW, "level": 4},
     {"from": "2026-09-03T00:00:00+08:00", "to": "2026-09-01T00:00:00+08:00"},
-    {"from": "2026-09-01T00:00:00", "to": "2026-09-02T00:00:00"}, {"to": "2026-09-02T00:00:00+08:00"},
+    {"to": "2026-09-02T00:00:00+08:00"},
 ])
 def test_bad_volume_queries_are_422(admin, params):
-    assert admin.get("/v1/analytics/volume", params=params).status_code == 422
+    response = admin.get("/v1/analytics/volume", params=params)
+    assert response.status_code == 422 and response.json()["detail"]["message"]
+
+
+def test_a_plain_date_is_that_day_in_the_hotlines_time_zone(admin, history):
+    plain = admin.get("/v1/analytics/volume", params={"from": "2026-09-01", "to": "2026-09-03", "by": "category"})
+    zoned = admin.get("/v1/analytics/volume", params={"from": "2026-09-01T00:00:00+08:00",
+                                                      "to": "2026-09-03T00:00:00+08:00", "by": "category"})
+    assert plain.status_code == 200 and plain.json()["items"] == zoned.json()["items"]
+    assert plain.json()["from"].startswith("2026-09-01T00:00:00+08:00")
 
 
 def test_the_cli_gives_the_same_numbers(history, database_url, data_dir):

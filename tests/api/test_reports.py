@@ -30,15 +30,17 @@ def test_reports_are_readable_html_with_every_section(admin, data, kind, title):
     assert "@media print" in html
 
 
-def test_report_periods():
+def test_report_periods(taxonomy):
     from datetime import date
 
     from serving.services.reports import period_for
 
-    assert period_for("weekly", date(2026, 5, 13)).first == date(2026, 5, 11)  # the Monday
-    assert period_for("monthly", date(2026, 5, 13)).last == date(2026, 6, 1)
+    tz = taxonomy.timezone  # the profile's: Asia/Shanghai
+    assert period_for("weekly", date(2026, 5, 13), tz).first == date(2026, 5, 11)  # the Monday
+    monthly = period_for("monthly", date(2026, 5, 13), tz)
+    assert monthly.last == date(2026, 6, 1) and monthly.start.utcoffset().total_seconds() == 8 * 3600
     with pytest.raises(ValueError, match="kind"):
-        period_for("yearly", date(2026, 5, 13))
+        period_for("yearly", date(2026, 5, 13), tz)
 
 
 def test_bad_report_requests(admin):

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from serving.api.deps import CurrentActor, SessionDep, StateDep, require
+from serving.api.params import period
+from serving.api.schemas import LedgerEntryOut, LedgerSyncOut
 from serving.services.ledger import ReasonRequired, close_entry, sync_ledger
 from serving.store.models import LedgerEntryRow
 
@@ -36,16 +38,15 @@ class CloseIn(BaseModel):
     reason: str | None = Field(None, max_length=2000, description="Needed when member tickets are open and overdue")
 
 
-@router.post("/sync", summary="Open or extend entries from the recurring hotspots of a period")
+@router.post("/sync", response_model=LedgerSyncOut, summary="Open or extend entries from the recurring hotspots of a period")
 def sync(body: SyncIn, state: StateDep, session: SessionDep, actor: CurrentActor):
     require(actor, "analyst", "reviewer")
-    if body.start.tzinfo is None or body.end.tzinfo is None or body.end <= body.start:
-        raise HTTPException(422, "from/to: give both with a timezone, to after from")
-    ids = sync_ledger(session, state.taxonomy, body.start, body.end, datetime.now(timezone.utc))
+    start, end = period(body.start, body.end, state.taxonomy.timezone)
+    ids = sync_ledger(session, state.taxonomy, start, end, datetime.now(timezone.utc))
     return {"entries": [entry_out(session.get(LedgerEntryRow, i), state) for i in dict.fromkeys(ids)]}
 
 
-@router.get("", summary="Ledger entries")
+@router.get("", response_model=list[LedgerEntryOut], summary="Ledger entries")
 def list_entries(state: StateDep, session: SessionDep, actor: CurrentActor,
                  status: Literal["open", "closed"] | None = None,
                  owner_unit_id: Annotated[str | None, Query(max_length=64)] = None):
@@ -59,7 +60,7 @@ def list_entries(state: StateDep, session: SessionDep, actor: CurrentActor,
     return [entry_out(e, state) for e in session.execute(query).scalars()]
 
 
-@router.post("/{entry_id}/close", summary="Close an entry (销号) with a note")
+@router.post("/{entry_id}/close", response_model=LedgerEntryOut, summary="Close an entry (销号) with a note")
 def close(entry_id: Annotated[int, Path(ge=1, le=2**62)], body: CloseIn, state: StateDep, session: SessionDep,
           actor: CurrentActor):
     require(actor, "reviewer")

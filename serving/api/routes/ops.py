@@ -9,18 +9,19 @@ from pydantic import BaseModel
 from sqlalchemy import func, select, text
 
 from serving.api.deps import CurrentActor, SessionDep, StateDep, require
+from serving.api.schemas import HealthOut, ReadyOut
 from serving.model.bundle import BundleError
 from serving.store.models import TicketRow
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", summary="The process is up")
+@router.get("/healthz", response_model=HealthOut, summary="The process is up")
 def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Database reachable and a model loaded")
+@router.get("/readyz", response_model=ReadyOut, summary="Database reachable and a model loaded")
 def readyz(state: StateDep, session: SessionDep, response: Response) -> dict:
     checks = {}
     try:
@@ -34,7 +35,8 @@ def readyz(state: StateDep, session: SessionDep, response: Response) -> dict:
     return {"status": "ready" if ready else "not ready", "checks": checks}
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
 def metrics(request: Request, session: SessionDep) -> Response:
     counts = dict(session.execute(select(TicketRow.status, func.count()).group_by(TicketRow.status)).all())
     return Response(request.app.state.metrics.render(counts), media_type="text/plain; version=0.0.4")

@@ -11,19 +11,21 @@ from sqlalchemy import select
 
 from serving.analytics.topics import candidates, track
 from serving.api.deps import CurrentActor, SessionDep, StateDep, require
+from serving.api.schemas import TopicCandidatesOut, TopicOut, TopicSummary
 from serving.store.models import TopicRow
 
 router = APIRouter(tags=["analytics"])
 Month = Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")]
 
 
-@router.get("/v1/analytics/topics", summary="Candidate 每月一题 for a month, ranked, with the evidence")
+@router.get("/v1/analytics/topics", response_model=TopicCandidatesOut,
+            summary="Candidate 每月一题 for a month, ranked, with the evidence")
 def topic_candidates(state: StateDep, session: SessionDep, actor: CurrentActor, month: Month,
                      level: Annotated[int, Query(ge=1, le=3)] = 1,
                      limit: Annotated[int, Query(ge=1, le=100)] = 10):
     require(actor, "analyst", "reviewer")
     try:
-        items = candidates(session, state.taxonomy.scoring, month, level, limit)
+        items = candidates(session, state.taxonomy, month, level, limit)
     except (ValueError, OverflowError) as exc:
         raise HTTPException(422, f"month: {exc}") from None
     return {"month": month, "level": level, "items": items}
@@ -37,13 +39,13 @@ class TopicIn(BaseModel):
 
 
 def topic_out(topic: TopicRow, state, session) -> dict:
-    months = track(session, state.taxonomy.scoring, topic.category, topic.month, datetime.now(timezone.utc),
+    months = track(session, state.taxonomy, topic.category, topic.month, datetime.now(timezone.utc),
                    topic.level)
     return {"id": topic.id, "month": topic.month, "category": topic.category, "level": topic.level,
             "title": topic.title, "chosen_by": topic.chosen_by, "chosen_at": topic.chosen_at, "months": months}
 
 
-@router.post("/v1/topics", status_code=201, summary="Choose a 每月一题; its tracking starts")
+@router.post("/v1/topics", status_code=201, response_model=TopicOut, summary="Choose a 每月一题; its tracking starts")
 def choose_topic(body: TopicIn, state: StateDep, session: SessionDep, actor: CurrentActor):
     require(actor, "analyst", "reviewer")
     node = state.taxonomy.categories.find(body.category)
@@ -56,13 +58,13 @@ def choose_topic(body: TopicIn, state: StateDep, session: SessionDep, actor: Cur
     return topic_out(topic, state, session)
 
 
-@router.get("/v1/topics", summary="Chosen topics")
+@router.get("/v1/topics", response_model=list[TopicSummary], summary="Chosen topics")
 def list_topics(session: SessionDep, actor: CurrentActor) -> list[dict]:
     rows = session.execute(select(TopicRow).order_by(TopicRow.month, TopicRow.id)).scalars()
     return [{"id": t.id, "month": t.month, "category": t.category, "title": t.title} for t in rows]
 
 
-@router.get("/v1/topics/{topic_id}", summary="A chosen topic with its month-by-month tracking")
+@router.get("/v1/topics/{topic_id}", response_model=TopicOut, summary="A chosen topic with its month-by-month tracking")
 def get_topic(topic_id: Annotated[int, Path(ge=1, le=2**62)], state: StateDep, session: SessionDep,
               actor: CurrentActor):
     topic = session.get(TopicRow, topic_id)

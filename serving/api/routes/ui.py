@@ -196,9 +196,9 @@ def ticket(ticket_id: int, request: Request, state: StateDep, session: SessionDe
 @router.get("/rankings", response_class=HTMLResponse)
 def rankings(request: Request, state: StateDep, session: SessionDep, actor: UiActor, month: str | None = None,
              level: str = "street"):
-    from serving.services.scores import HOTLINE_TZ, monthly_scores
+    from serving.services.scores import monthly_scores
 
-    month = month or datetime.now(HOTLINE_TZ).strftime("%Y-%m")
+    month = month or datetime.now(state.taxonomy.timezone).strftime("%Y-%m")
     try:
         scores = monthly_scores(session, state.taxonomy, month, level)
     except ValueError as exc:
@@ -208,18 +208,15 @@ def rankings(request: Request, state: StateDep, session: SessionDep, actor: UiAc
 
 @router.get("/hotspots", response_class=HTMLResponse)
 def hotspots(request: Request, state: StateDep, session: SessionDep, actor: UiActor, days: int = 7):
-    from serving.analytics.alerts import WEEKS, detect, series_from_rows
+    from serving.analytics.alerts import alerts_between
     from serving.analytics.hotspots import find_hotspots
     from serving.analytics.sources import appeals_from_store
-    from serving.analytics.volume import VolumeQuery, volume
-    from serving.services.scores import HOTLINE_TZ
 
     days = min(max(days, 1), 92)
-    end = datetime.now(HOTLINE_TZ).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    tz = state.taxonomy.timezone
+    end = datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
     start = end - timedelta(days=days)
     found = find_hotspots(appeals_from_store(session, start, end), top=20)
-    rows = volume(session, VolumeQuery(start - timedelta(weeks=WEEKS), end, by=("category", "street"),
-                                       interval="day"), state.taxonomy.scoring)
-    alerts = detect(series_from_rows(rows, "street"), start.date(), end.date())
+    alerts = alerts_between(session, state.taxonomy, start.date(), end.date(), "street")
     return page(request, "ui/hotspots.html.j2", actor=actor, hotspots=found, alerts=alerts, first=start.date(),
                 last=(end - timedelta(days=1)).date(), names={u.id: u.name for u in state.taxonomy.units})

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from serving.api.deps import CurrentActor, SessionDep, StateDep, require
+from serving.api.schemas import ImportOut
 from serving.services.units import import_street_records, merge_unit
 from serving.store.models import UnitRow
 from taxonomy.units import StreetRecord
@@ -63,7 +64,7 @@ def list_units(session: SessionDep, actor: CurrentActor,
     return [unit_out(u) for u in session.execute(query).scalars()]
 
 
-@router.post("/units/import", summary="Add or rename streets from an official list (admin)")
+@router.post("/units/import", response_model=ImportOut, summary="Add or rename streets from an official list (admin)")
 def import_streets_route(body: ImportIn, state: StateDep, session: SessionDep, actor: CurrentActor) -> dict:
     require(actor, "admin")
     districts = {u.district_code for u in state.taxonomy.units.of_kind("district")}
