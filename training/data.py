@@ -1,4 +1,4 @@
-"""Labelled appeals in, a ``datasets.DatasetDict`` out.
+"""Labelled appeals in, one frame with its splits out (``load_appeals`` gives them as a ``datasets.DatasetDict``).
 
 Rules this module implements:
 - input is CSV, JSONL or Parquet with the columns ``title, text, category`` and optionally ``id,
@@ -344,8 +344,12 @@ def load_appeals(
     split: SplitConfig = SplitConfig(),
     level: int = 1,
 ):
-    """Read labelled appeals and return a ``datasets.DatasetDict`` with train/validation/test splits."""
-    import datasets
+    """The training data's splits as a ``datasets.DatasetDict`` (train/validation/test), for notebooks and
+    Hugging Face trainers; ``datasets`` comes with the ``transformer`` extra, not with the service."""
+    try:
+        import datasets
+    except ImportError as exc:  # pragma: no cover - the lock installs it
+        raise DataError("load_appeals needs the `datasets` package (pip install 'jiesu[transformer]')") from exc
 
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     frame = load_frame(paths, taxonomy, level)

@@ -29,13 +29,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import f1_score
 
 from serving.model.hierarchy import Decisions, Hierarchy
 from serving.model.prior import TreePrior
 from serving.model.rules import AppealTypeRules, UrgencyRules
 from taxonomy import Taxonomy
 from training.heads import cut, head_values
+from training.metrics import macro_f1
 
 LEVEL_TARGETS = (0.9, 0.8, 0.8)
 DISPATCH_TARGET = 0.95
@@ -133,7 +133,7 @@ def _choose_reading(validation: ValidationSet, taxonomy: Taxonomy) -> tuple[dict
                 routes = _routes(validation, taxonomy, Decisions(levels=(0.0, 0.0, 0.0), prior=prior,
                                                                  level1_blend=blend, prior_correction=alpha))
                 pred1 = [routes[i].full_path[0] for i in rows]
-                f1 = f1_score(truth1, pred1, average="macro", labels=sorted(set(truth1)), zero_division=0)
+                f1 = macro_f1(truth1, pred1)
                 acc2 = np.mean(["/".join(routes[i].full_path[:2]) == truth2[i] for i in rows])
                 if f1 + acc2 > best_score + 1e-9:
                     best, best_score = (prior, blend, alpha), f1 + acc2

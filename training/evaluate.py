@@ -17,6 +17,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from serving.analytics.charts import cjk_font
+from training.metrics import macro_f1
 
 if TYPE_CHECKING:
     from taxonomy import Taxonomy
@@ -70,7 +71,7 @@ def compute_metrics(labels: list[str], y_true: list[str], probabilities: np.ndar
     return {
         "n": int(len(true)),
         "accuracy": float(accuracy_score(true, pred)),
-        "macro_f1": float(f1_score(true, pred, labels=in_data, average="macro", zero_division=0)),
+        "macro_f1": macro_f1(true, pred),
         "weighted_f1": float(f1_score(true, pred, labels=in_data, average="weighted", zero_division=0)),
         "ece": ece,
         "per_class": {

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import f1_score
-
 from training.heads import cut
+from training.metrics import macro_f1
 
 CURVE = tuple(round(x, 2) for x in np.arange(0.0, 1.0001, 0.05))
 
 
 def _f1(truth, predicted) -> float:
-    labels = sorted(set(truth))
-    return float(f1_score(truth, predicted, labels=labels, average="macro", zero_division=0)) if truth else 0.0
+    return macro_f1(truth, predicted) if truth else 0.0
 
 
 def urgency_band(level: int) -> str:

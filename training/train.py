@@ -30,44 +30,9 @@ from training.evaluate import compute_metrics, evaluate_bundle, write_report
 from training.decide import ValidationSet, choose_decisions
 from training.heads import ROUTER_HEADS, head_values, parents
 from training.linear import HeadSpec, LinearConfig, fit_heads
+from training.options import KINDS, TrainConfig
 from training.route_metrics import route_markdown, route_metrics
 
-
-KINDS = ("linear", "transformer", "ensemble")
-
-
-@dataclass
-class TrainConfig:
-    data: list[Path]
-    out: Path
-    kind: str = "linear"
-    seed: int = 13
-    validation: float = 0.1
-    test: float | None = None  # of the rows outside a fixed test split; None: 0.1 without one, else 0
-    level: int = 1
-    data_dir: Path | None = None
-    C: float = 1.0
-    # transformer and ensemble kinds
-    base_model: str | None = None
-    work_dir: Path | None = None
-    epochs: int = 5
-    batch_size: int = 32
-    lr: float = 5e-5
-    max_length: int = 256
-    head_fraction: float = 0.75
-    layers: int | None = None
-    layer_decay: float = 1.0
-    label_smoothing: float = 0.0
-    distill: float = 0.0
-    unlabelled: list[Path] = field(default_factory=list)
-    device: str = "auto"
-    precision: str = "auto"
-    checkpointing: str = "auto"
-    patience: int = 2
-    max_steps: int | None = None
-    progress: bool = True
-    prepare_only: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -79,19 +44,7 @@ class TrainResult:
 
 
 def train(config: TrainConfig, taxonomy: Taxonomy, log=print) -> TrainResult:
-    started = time.perf_counter()
-    if config.kind not in KINDS:
-        raise ValueError(f"model kind {config.kind!r} is unknown; use one of {', '.join(KINDS)}")
-    if config.kind != "linear" and not config.base_model:
-        raise ValueError(f"--kind {config.kind} needs --base-model DIR (a BERT-family checkpoint; "
-                         "`jiesu encoder import-e5 --out DIR` builds one without a model hub)")
-    if config.unlabelled and config.distill <= 0:
-        raise ValueError("--unlabelled needs --distill W (0 < W < 1): unlabelled appeals are learnt only from "
-                         "the linear teacher's soft targets")
-    if not 0 <= config.distill < 1:
-        raise ValueError(f"--distill must be in [0, 1), got {config.distill}")
-    if config.distill > 0 and config.kind == "linear":
-        raise ValueError("--distill applies to the transformer kinds")
+    started = time.perf_counter()  # the config checked its own values (training.options)
     if config.kind != "linear":
         _check_base_model(str(config.base_model))
         if config.device.startswith("cuda") and not config.prepare_only:
@@ -120,11 +73,9 @@ def train(config: TrainConfig, taxonomy: Taxonomy, log=print) -> TrainResult:
                   "fixed_test": fixed_test, "sizes": sizes},
     }
     if config.prepare_only:
-        if config.kind == "linear":
-            raise ValueError("--prepare-only applies to the transformer kinds")
         from training.transformer.pipeline import fit_command, prepare_work
 
-        options = _transformer_options(config)
+        options = config.transformer_options()
         categories = _categories(frame)
         prepare_work(frame[frame["category"].isin(categories)].reset_index(drop=True), categories, taxonomy,
                      options, log)
@@ -291,21 +242,6 @@ def _write_reports(staging: Path, metrics: dict, name: str = "category") -> str 
     return evaluated
 
 
-def _transformer_options(config: TrainConfig):
-    from training.transformer.fit import FitConfig
-    from training.transformer.pipeline import TransformerOptions
-
-    work = Path(config.work_dir) if config.work_dir else Path(config.out).with_name(Path(config.out).name + ".work")
-    fit_config = FitConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, layers=config.layers,
-                           layer_decay=config.layer_decay, label_smoothing=config.label_smoothing,
-                           distill=config.distill, seed=config.seed, device=config.device, precision=config.precision,
-                           checkpointing=config.checkpointing,
-                           patience=config.patience, max_steps=config.max_steps)
-    return TransformerOptions(base_model=str(config.base_model), work_dir=work, fit=fit_config,
-                              max_length=config.max_length, head_fraction=config.head_fraction,
-                              unlabelled=tuple(Path(p) for p in config.unlabelled))
-
-
 def _categories(frame) -> list[str]:
     train_labels = sorted(set(frame.loc[frame["split"] == "train", "category"]))
     if len(train_labels) < 2:
@@ -320,7 +256,7 @@ def _transformer_bundle(staging: Path, config: TrainConfig, taxonomy: Taxonomy, 
     categories = _categories(frame)
     frame = frame[frame["category"].isin(categories)].reset_index(drop=True)
     if built is None:
-        built = build_transformer(staging, frame, categories, taxonomy, _transformer_options(config), config.level,
+        built = build_transformer(staging, frame, categories, taxonomy, config.transformer_options(), config.level,
                                   log=log, progress=config.progress)
     manifest_data = {**built.manifest_data, "taxonomy": {"profile": taxonomy.name}, "training_data": training_data,
                      "head_counts": built.head_counts or {}}
@@ -349,7 +285,7 @@ def _ensemble_bundle(staging: Path, config: TrainConfig, taxonomy: Taxonomy, fra
         raise ValueError("the linear and transformer members would have different category labels")
     write_manifest(linear_dir, linear_manifest)
     kept = frame[frame["category"].isin(categories)].reset_index(drop=True)
-    built = build_transformer(transformer_dir, kept, categories, taxonomy, _transformer_options(config),
+    built = build_transformer(transformer_dir, kept, categories, taxonomy, config.transformer_options(),
                               config.level, log=log, progress=config.progress)
     transformer_manifest, transformer_metrics = _transformer_bundle(transformer_dir, config, taxonomy, frame,
                                                                     training_data, log, built=built)
@@ -464,4 +400,4 @@ def _replace(staging: Path, out: Path) -> None:
         staging.rename(out)
 
 
-__all__ = ["TrainConfig", "TrainResult", "train", "evaluate_bundle"]
+__all__ = ["KINDS", "TrainConfig", "TrainResult", "train", "evaluate_bundle"]

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from training.metrics import macro_f1
 from training.transformer.losses import batch_loss, class_weights
 from training.transformer.model import MultiHeadClassifier, load_base, save_model
 from training.transformer.precision import FitError, autocast, choose_checkpointing, choose_device, choose_precision
@@ -150,18 +151,6 @@ def parameter_groups(model: MultiHeadClassifier, config: FitConfig) -> list[dict
             key = ("encoder", depth, decay)
         groups.setdefault(key, {"params": [], "lr": lr, "weight_decay": decay})["params"].append(param)
     return list(groups.values())
-
-
-def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Macro-F1 over the classes present in truth or prediction (as ``training.evaluate`` computes it)."""
-    classes = np.union1d(y_true, y_pred)
-    scores = []
-    for c in classes:
-        tp = np.sum((y_true == c) & (y_pred == c))
-        fp = np.sum((y_true != c) & (y_pred == c))
-        fn = np.sum((y_true == c) & (y_pred != c))
-        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(scores)) if scores else 0.0
 
 
 @torch.no_grad()
