@@ -17,13 +17,13 @@ import json
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from serving.model.bundle import Manifest, write_manifest
-from serving.model.linear import LinearCategoryModel, softmax, write_weights
+from serving.model.linear import LinearCategoryModel, write_weights
 from taxonomy import Taxonomy
 from training.data import SplitConfig, assign_splits, fingerprint, load_frame, read_unlabelled
 from training.evaluate import compute_metrics, evaluate_bundle, write_report

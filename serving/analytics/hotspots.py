@@ -16,15 +16,16 @@ Rules:
   change between the first and second half of its life; key phrases are the words most of its titles share;
 - hotspots rank by size, then by public support (likes) when known; each names its members' most common
   category at the level asked for (any level of the tree).
-The same ``HotspotIndex`` serves intake: ``match`` says which open hotspot a new appeal would join.
+``find_hotspots`` is the entry point; the ledger (``serving.services.ledger``), the alerts and the
+hotspots page call it on the appeals of a period (``serving.analytics.sources``).
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import scipy.sparse as sp

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from serving.api.state import ServiceState
 from serving.domain.workflow import Actor
 from serving.services.keys import authenticate
+from serving.services.tickets import TicketService
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: Authorization: Bearer <key>")
 
@@ -49,3 +50,35 @@ CurrentActor = Annotated[Actor, Depends(get_actor)]
 def require(actor: Actor, *roles: str) -> None:
     if actor.role != "admin" and actor.role not in roles:
         raise HTTPException(403, f"the {actor.role} role may not do this (needs: {', '.join(roles)})")
+
+
+def role(*roles: str) -> Callable[[Actor], Actor]:
+    """A dependency that lets through the calling key when its role is one of ``roles`` (or admin)."""
+    def check(actor: CurrentActor) -> Actor:
+        require(actor, *roles)
+        return actor
+
+    check.__name__ = "role_" + "_".join(roles)
+    return check
+
+
+IntakeActor = Annotated[Actor, Depends(role("intake"))]
+Reviewer = Annotated[Actor, Depends(role("reviewer"))]
+Analyst = Annotated[Actor, Depends(role("analyst", "reviewer"))]  # reviewers read the analyses too
+Admin = Annotated[Actor, Depends(role("admin"))]
+
+
+def ticket_service(state: StateDep, session: SessionDep) -> TicketService:
+    """The ticket service for a request: reading, actions, the review queue."""
+    return TicketService(session, state.taxonomy, state.predictor, state.settings.review_threshold)
+
+
+def intake_service(state: StateDep, session: SessionDep) -> TicketService:
+    """The ticket service for intake, which needs a model: 503 while none is loaded."""
+    if state.predictor is None:
+        raise HTTPException(503, f"no model is loaded: {state.model_error or 'set JIESU_MODEL_PATH'}")
+    return ticket_service(state, session)
+
+
+TicketServiceDep = Annotated[TicketService, Depends(ticket_service)]
+IntakeServiceDep = Annotated[TicketService, Depends(intake_service)]

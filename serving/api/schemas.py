@@ -7,8 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from serving.model.appeals import MAX_TEXT_CHARS, MAX_TITLE_CHARS
-from taxonomy.text import normalize
+from serving.model.appeals import MAX_TEXT_CHARS, MAX_TITLE_CHARS, AppealInput
 
 def require_timezone(value: datetime | None) -> datetime | None:
     if value is None:
@@ -39,26 +38,13 @@ class AppealIn(BaseModel):
     caller: Caller | None = None
     at: datetime | None = Field(None, description="Admin import only: the time of this record")
 
-    @field_validator("text", "title", "address")
-    @classmethod
-    def _encodable(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValueError("holds characters that are not valid Unicode (lone surrogates)") from None
-        return value
-
-    @field_validator("text")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not normalize(value):
-            raise ValueError("text must not be empty (it holds only spaces or invisible characters)")
-        if "\x00" in value:
-            raise ValueError("text must not contain NUL characters")
-        return value
-
     _aware = field_validator("received_at", "at")(classmethod(lambda cls, v: require_timezone(v)))
+
+    def appeal(self) -> AppealInput:
+        """The one appeal shape the service works on (checked by ``validate_appeal``, not here)."""
+        return AppealInput(text=self.text, title=self.title or "", channel=self.channel, received_at=self.received_at,
+                           address=self.address, caller_name=self.caller.name if self.caller else None,
+                           caller_phone=self.caller.phone if self.caller else None)
 
 
 class UnitRef(BaseModel):

@@ -81,10 +81,10 @@ RULES: dict[str, ActionRule] = {
 class IllegalTransition(Exception):
     """The action is not allowed in the ticket's current state (HTTP 409)."""
 
-    def __init__(self, action: str, status: str):
+    def __init__(self, action: str, status: str, reason: str | None = None):
         self.action, self.status = action, status
         allowed = ", ".join(sorted(RULES[action].from_states)) if action in RULES else "-"
-        super().__init__(f"cannot {action} a ticket in state {status!r} (allowed from: {allowed})")
+        super().__init__(reason or f"cannot {action} a ticket in state {status!r} (allowed from: {allowed})")
 
 
 class NotPermitted(Exception):
@@ -214,6 +214,9 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def _accept(state, body, actor, at, context, target):
+    mine = [u for u in state.units if u.active and u.unit_id == actor.unit_id and u.role in (UnitRole.PRIMARY, UnitRole.CO)]
+    if mine and all(u.accepted_at is not None for u in mine):
+        raise IllegalTransition("accept", state.status, f"unit {actor.unit_id} has already accepted this ticket")
     units = tuple(replace(u, accepted_at=at) if u.active and u.unit_id == actor.unit_id
                   and u.role in (UnitRole.PRIMARY, UnitRole.CO) and u.accepted_at is None else u for u in state.units)
     accepted_at = at if actor.unit_id == state.primary_unit_id and state.accepted_at is None else state.accepted_at

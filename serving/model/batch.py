@@ -14,13 +14,13 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
-from serving.model.predictor import AppealInput, Prediction, Predictor
+from serving.model.predictor import AppealInput, Classification, Predictor
 
 CHUNK = 256
 _worker_predictor: Predictor | None = None  # set in the parent just before forking; read by workers
 
 
-def _predict_chunk(chunk: Sequence[AppealInput]) -> list[Prediction]:
+def _predict_chunk(chunk: Sequence[AppealInput]) -> list[Classification]:
     assert _worker_predictor is not None
     return _worker_predictor.predict(chunk)
 
@@ -30,7 +30,7 @@ def default_workers() -> int:
 
 
 def predict_many(predictor: Predictor, appeals: Sequence[AppealInput], workers: int | None = None,
-                 chunk: int = CHUNK) -> list[Prediction]:
+                 chunk: int = CHUNK) -> list[Classification]:
     workers = default_workers() if workers is None else max(1, workers)
     chunks = [appeals[i:i + chunk] for i in range(0, len(appeals), chunk)]
     if (workers == 1 or len(chunks) < 2 or not predictor.model.parallel_safe

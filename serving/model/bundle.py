@@ -4,10 +4,14 @@ A bundle is a directory:
 - ``manifest.json``: format version, model kind, label spaces per head, preprocessing parameters,
   feature blocks, training data fingerprint, metrics summary, created-at, and the sha256 of every
   other file it lists (a changed or truncated file makes the bundle refuse to load);
-- the weights: for ``kind: linear`` the arrays ``linear/weights.npz`` and vocabularies
-  ``linear/vocab_<block>.json`` (no pickles: loading a bundle never runs code); for transformer kinds
-  ``model.onnx`` and the tokenizer files;
-- the evaluation report (``report.json``, ``report.md``, ``confusion_matrix.png``).
+- the weights: for ``kind: linear`` the arrays in ``linear/weights.npz`` (per head the coefficients,
+  intercepts and temperature; per feature block its hashed columns and idf: ``serving.model.linear``;
+  no pickles, so loading a bundle never runs code); for ``kind: transformer`` ``model.onnx`` (int8) and
+  the tokenizer files; for ``kind: ensemble`` both members under ``members/`` and their head weights;
+- the decisions chosen on validation (``decision`` in the manifest: per-level thresholds, the dispatch
+  threshold, trusted rules, the tree prior: ``serving.model.hierarchy.Decisions``);
+- the evaluation reports (``report.json``/``report.md`` for the first level, ``report_routing.json``
+  for the path, department, urgency and type, ``report_validation.json``, ``confusion_matrix.png``).
 """
 
 from __future__ import annotations

@@ -34,12 +34,10 @@ from serving.model.prior import TreePrior
 from serving.model.rules import AppealTypeDecision, AppealTypeRules, UrgencyDecision, UrgencyRules, classify_rules
 from taxonomy import Taxonomy
 from taxonomy.places import PlaceResolver
-from taxonomy.text import cjk_ratio, normalize
+from taxonomy.text import cjk_ratio
 
-__all__ = ["AppealInput", "AppealInputError", "Classification", "Prediction", "Predictor", "load_category_model",
-           "validate_appeal"]
+__all__ = ["AppealInput", "AppealInputError", "Classification", "Predictor", "load_category_model", "validate_appeal"]
 
-Prediction = Classification  # the name the model runtime used before the domain had one
 HEAD_CONFIDENCE = 0.6
 RULE_DEFAULTS = ("urgency.default", "urgency.type_default")
 
@@ -97,9 +95,9 @@ class Predictor:
         appeals = [validate_appeal(a) for a in appeals]
         if not appeals:
             return []
-        titles = [normalize(a.title or "") for a in appeals]
-        texts = [normalize(a.text) for a in appeals]
-        heads = self.model.predict_all([a.title or "" for a in appeals], [a.text for a in appeals])
+        titles = [a.clean_title for a in appeals]
+        texts = [a.clean_text for a in appeals]
+        heads = self.model.predict_all(titles, texts)  # the features' normalisation is idempotent
         routes = self.hierarchy.decide(heads, [f"{t}。{x}" for t, x in zip(titles, texts)])
         return [self._one(appeal, titles[i], texts[i], routes[i], {h: v[i] for h, v in heads.items()})
                 for i, appeal in enumerate(appeals)]

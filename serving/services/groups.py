@@ -1,4 +1,16 @@
-"""Group appeals and repeats at intake (the rules are in ``taxonomy.groups``)."""
+"""Group appeals and repeats at intake (the rules are in ``taxonomy.groups``).
+
+Rules:
+- a group is one problem in one place: a new ticket is compared only with tickets of the same place
+  (street or district, ``place``) and the same problem as the router read it — the same level-2
+  category where both have one, else the same first level. Words alone do not separate problems in one
+  place: the place's names dominate short appeals (a noise complaint and a parking complaint from one
+  compound share more character n-grams than two wordings of the noise complaint);
+- among those, it joins the group whose members most like it (the mean of its ``TOP_MEMBERS`` best
+  similarities) reach ``similarity``; else it forms a group with the most similar ungrouped ticket
+  that reaches it; else it stays alone;
+- a repeat is the same caller (phone) with the same words (normalised) within ``duplicate_window_hours``.
+"""
 
 from __future__ import annotations
 
@@ -46,6 +58,15 @@ def place_of(ticket: TicketRow, rules: GroupRules) -> str | None:
     return ticket.street_id if rules.place == "street" else ticket.district_id
 
 
+def same_problem(ticket: TicketRow):
+    """The condition on other tickets: the same level-2 category where the ticket has one (tickets read
+    only to the first level match on it), else the same first level."""
+    if ticket.category_l2:
+        return (TicketRow.category_l2 == ticket.category_l2) | (
+            TicketRow.category_l2.is_(None) & (TicketRow.category_l1 == ticket.category_l1))
+    return TicketRow.category_l1 == ticket.category_l1
+
+
 def assign_group(session: Session, rules: GroupRules, ticket: TicketRow) -> AppealGroupRow | None:
     """Put a new ticket into its group (joining or forming one); None when it stays alone."""
     place = place_of(ticket, rules)
@@ -57,8 +78,9 @@ def assign_group(session: Session, rules: GroupRules, ticket: TicketRow) -> Appe
         AppealGroupRow.place_id == place, AppealGroupRow.last_at >= since)).scalars().all()
     best, best_score = None, rules.similarity
     for group in groups:
-        members = session.execute(select(TicketRow.title, TicketRow.text).where(TicketRow.group_id == group.id)
-                                  .order_by(TicketRow.id.desc()).limit(MEMBERS_COMPARED)).all()
+        members = session.execute(select(TicketRow.title, TicketRow.text).where(
+            TicketRow.group_id == group.id, same_problem(ticket)).order_by(TicketRow.id.desc())
+            .limit(MEMBERS_COMPARED)).all()
         if members:
             similar = np.sort(_similarity(body, [f"{t}。{x}" for t, x in members]))[-TOP_MEMBERS:]
             score = float(similar.mean())
@@ -67,7 +89,7 @@ def assign_group(session: Session, rules: GroupRules, ticket: TicketRow) -> Appe
     if best is None:
         place_column = TicketRow.street_id if rules.place == "street" else TicketRow.district_id
         alone = session.execute(select(TicketRow).where(
-            place_column == place, TicketRow.group_id.is_(None), TicketRow.duplicate_of.is_(None),
+            place_column == place, same_problem(ticket), TicketRow.group_id.is_(None), TicketRow.duplicate_of.is_(None),
             TicketRow.id != ticket.id, TicketRow.received_at >= since,
             TicketRow.received_at <= ticket.received_at).order_by(TicketRow.id.desc()).limit(500)).scalars().all()
         if not alone:

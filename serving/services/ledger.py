@@ -93,3 +93,18 @@ def close_entry(session: Session, entry_id: int, note: str, at: datetime, reason
                                                       if overdue else {}))]
     session.commit()
     return entry
+
+
+def list_entries(session: Session, status: str | None = None, owner_unit_id: str | None = None) -> list[LedgerEntryRow]:
+    """Entries in the order they were opened, optionally one status and one owning unit."""
+    query = select(LedgerEntryRow).order_by(LedgerEntryRow.id)
+    if status:
+        query = query.where(LedgerEntryRow.status == status)
+    if owner_unit_id:
+        query = query.where(LedgerEntryRow.owner_unit_id == owner_unit_id)
+    return list(session.execute(query).scalars())
+
+
+def entries_by_id(session: Session, ids: list[int]) -> list[LedgerEntryRow]:
+    """The entries with these ids, each once, in the order given."""
+    return [session.get(LedgerEntryRow, i) for i in dict.fromkeys(ids)]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select
@@ -17,11 +16,11 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from serving.domain import supervision, workflow
 from serving.domain.dispatch import DispatchDecision, DispatchPolicy, decide_dispatch, deadlines
-from serving.domain.actions import InvalidAction
+from serving.domain.actions import InvalidAction  # noqa: F401 - raised by act(); the edges catch it from here
 from serving.domain.enums import EventKind, Mode, Status
-from serving.domain.workflow import Actor, IllegalTransition, NotPermitted
+from serving.domain.workflow import Actor, IllegalTransition, NotPermitted  # noqa: F401 - as above
 from serving.services.groups import assign_group, find_repeat
-from serving.model.predictor import AppealInput, Prediction, Predictor
+from serving.model.predictor import AppealInput, Classification, Predictor, validate_appeal
 from serving.store.models import CorrectionRow, EventRow, IdempotencyRow, TicketRow, TicketUnitRow, UnitRow
 from taxonomy import Taxonomy
 
@@ -38,17 +37,6 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-@dataclass
-class Intake:
-    text: str
-    title: str = ""
-    channel: str = "other"
-    received_at: datetime | None = None
-    address: str | None = None
-    caller_name: str | None = None
-    caller_phone: str | None = None
-
-
 class TicketService:
     def __init__(self, session: Session, taxonomy: Taxonomy, predictor: Predictor, review_threshold: float | None):
         self.session = session
@@ -57,14 +45,14 @@ class TicketService:
         self.review_threshold = review_threshold
 
     # ---- intake -------------------------------------------------------------------------------------
-    def intake(self, appeal: Intake, actor: Actor, idempotency_key: str | None = None,
+    def intake(self, appeal: AppealInput, actor: Actor, idempotency_key: str | None = None,
                at: datetime | None = None) -> tuple[TicketRow, bool]:
         """Create the ticket, or return the one an earlier request with the same key created. A key is the
         calling API key's own (two front-ends may use the same key text), and a retry must repeat the
-        request: every field counts in its fingerprint."""
-        request_hash = hashlib.sha256(json.dumps(
-            [appeal.text, appeal.title, appeal.channel, appeal.address, appeal.caller_name, appeal.caller_phone,
-             appeal.received_at.isoformat() if appeal.received_at else None], ensure_ascii=False).encode()).hexdigest()
+        request: every field counts in its fingerprint. Raises ``AppealInputError`` for an appeal the
+        rules refuse (``serving.model.appeals``)."""
+        appeal = validate_appeal(appeal)
+        request_hash = hashlib.sha256(json.dumps(appeal.fingerprint_fields(), ensure_ascii=False).encode()).hexdigest()
         if idempotency_key:
             idempotency_key = f"{actor.key_id}:{idempotency_key}" if actor.key_id is not None else idempotency_key
             existing = self.session.get(IdempotencyRow, idempotency_key)
@@ -74,29 +62,24 @@ class TicketService:
                 return self.get(existing.ticket_id), False
         moment = at or now()
         received_at = appeal.received_at or moment
-        prediction = self.predictor.predict_one(AppealInput(text=appeal.text, title=appeal.title,
-                                                            address=appeal.address))
-        rules = self.taxonomy.groups
-        repeat_of = find_repeat(self.session, rules, appeal.caller_phone, appeal.title or "", appeal.text, received_at)
-        decision = self._dispatch(prediction, received_at)
+        classification = self.predictor.predict_one(appeal)
+        repeat_of = find_repeat(self.session, self.taxonomy.groups, appeal.caller_phone, appeal.title, appeal.text,
+                                received_at)
+        decision = decide_dispatch(classification, received_at, self.policy())
         ticket = TicketRow(
-            received_at=received_at, channel=appeal.channel, title=appeal.title or "", text=appeal.text,
+            received_at=received_at, channel=appeal.channel, title=appeal.title, text=appeal.text,
             address=appeal.address, caller_name=appeal.caller_name, caller_phone=appeal.caller_phone,
             status=Status.REVIEW if decision.mode == Mode.REVIEW else Status.DISPATCHED, mode=decision.mode,
-            category=prediction.category, category_confidence=prediction.category_confidence,
-            urgency=prediction.urgency, appeal_type=prediction.appeal_type, district_id=prediction.district_id,
-            street_id=prediction.street_id, department_id=prediction.department, company_id=prediction.company,
-            primary_unit_id=decision.primary_unit_id,
-            respond_by=decision.respond_by, resolve_by=decision.resolve_by,
-            classification={**_classification(prediction, self.predictor),
+            primary_unit_id=decision.primary_unit_id, respond_by=decision.respond_by, resolve_by=decision.resolve_by,
+            classification={**classification.to_dict(), "model": self._model_record(),
                             "dispatch_mode": decision.mode, "dispatch_primary_unit_id": decision.primary_unit_id},
         )
-        _set_category(ticket, prediction.category)
+        _derive_columns(ticket, classification)
         self.session.add(ticket)
         self.session.flush()
-        self._event(ticket, "received", actor, at=received_at, payload={"channel": appeal.channel,
-                                                                        "text_chars": len(appeal.text)})
-        self._event(ticket, "classified", Actor("system"), at=moment, payload=ticket.classification)
+        self._event(ticket, EventKind.RECEIVED, actor, at=received_at,
+                    payload={"channel": appeal.channel, "text_chars": len(appeal.text)})
+        self._event(ticket, EventKind.CLASSIFIED, Actor("system"), at=moment, payload=ticket.classification)
         if repeat_of is not None:
             self._close_as_repeat(ticket, repeat_of, moment)
         else:
@@ -114,6 +97,11 @@ class TicketService:
                 raise
             return self.get(existing.ticket_id), False
         return ticket, True
+
+    def _model_record(self) -> dict:
+        manifest = self.predictor.manifest
+        return {"kind": manifest.kind, "created_at": manifest.data.get("created_at"),
+                "fingerprint": manifest.data.get("training_data", {}).get("fingerprint")}
 
     def _close_as_repeat(self, ticket: TicketRow, original: TicketRow, at: datetime) -> None:
         """A repeat is not dispatched again: it points at the first ticket and closes."""
@@ -152,9 +140,6 @@ class TicketService:
         if threshold is None and self.predictor is not None:
             threshold = self.predictor.decisions.dispatch
         return DispatchPolicy(self.taxonomy, self.taxonomy.dispatch, threshold)
-
-    def _dispatch(self, prediction: Prediction, received_at: datetime) -> DispatchDecision:
-        return decide_dispatch(prediction, received_at, self.policy())
 
     def _apply_dispatch(self, ticket: TicketRow, decision: DispatchDecision, actor: Actor, at: datetime,
                         kind: str, extra: dict | None = None) -> None:
@@ -196,8 +181,10 @@ class TicketService:
         return any(u.unit_id == actor.unit_id for u in ticket.units)
 
     def list(self, *, status: str | None = None, unit_id: str | None = None, overdue: bool | None = None,
-             limit: int = 100, offset: int = 0, at: datetime | None = None) -> list[TicketRow]:
+             limit: int = 100, offset: int = 0, at: datetime | None = None, events: bool = False) -> list[TicketRow]:
         query = select(TicketRow).options(selectinload(TicketRow.units)).order_by(TicketRow.id)
+        if events:
+            query = query.options(selectinload(TicketRow.events))
         if status:
             query = query.where(TicketRow.status == status)
         if unit_id:
@@ -211,7 +198,8 @@ class TicketService:
         return list(self.session.execute(query.limit(limit).offset(offset)).scalars())
 
     def review_queue(self, limit: int = 100, offset: int = 0) -> list[TicketRow]:
-        return self.list(status=Status.REVIEW, limit=limit, offset=offset)
+        """Tickets waiting for a reviewer, with their events (the queue shows every reason)."""
+        return self.list(status=Status.REVIEW, limit=limit, offset=offset, events=True)
 
     # ---- actions ------------------------------------------------------------------------------------
     def act(self, ticket_id: int, action: str, body: dict, actor: Actor, at: datetime | None = None) -> TicketRow:
@@ -332,6 +320,15 @@ def _store_state(ticket: TicketRow, state: workflow.TicketState) -> None:
                                               active=unit.active))
 
 
+def _derive_columns(ticket: TicketRow, classification: Classification) -> None:
+    """The ticket's columns that queries and scores read, derived from the stored classification."""
+    ticket.category_confidence = classification.category_confidence
+    ticket.urgency, ticket.appeal_type = classification.urgency, classification.appeal_type
+    ticket.district_id, ticket.street_id = classification.district_id, classification.street_id
+    ticket.department_id, ticket.company_id = classification.department, classification.company
+    _set_category(ticket, classification.category)
+
+
 def _set_category(ticket: TicketRow, label: str) -> None:
     parts = label.split("/")
     ticket.category = label
@@ -343,21 +340,6 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-def _classification(prediction: Prediction, predictor: Predictor) -> dict:
-    return {
-        "category": prediction.category, "category_confidence": round(prediction.category_confidence, 6),
-        "category_top3": [[label, round(p, 6)] for label, p in prediction.category_top3],
-        "category_path": list(prediction.category_path),
-        "category_confidences": [round(c, 6) for c in prediction.category_confidences],
-        "category_guess": list(prediction.category_guess),
-        "category_guess_confidences": [round(c, 6) for c in prediction.category_guess_confidences],
-        "category_failed_level": prediction.category_failed_level,
-        "department": prediction.department, "department_confidence": round(prediction.department_confidence, 6),
-        "company": prediction.company, "company_confidence": round(prediction.company_confidence, 6),
-        "urgency": prediction.urgency, "urgency_reason": prediction.urgency_reason,
-        "appeal_type": prediction.appeal_type, "appeal_type_reason": prediction.appeal_type_reason,
-        "district_id": prediction.district_id, "district": prediction.district,
-        "street_id": prediction.street_id, "street": prediction.street, "warnings": prediction.warnings,
-        "model": {"kind": predictor.manifest.kind, "created_at": predictor.manifest.data.get("created_at"),
-                  "fingerprint": predictor.manifest.data.get("training_data", {}).get("fingerprint")},
-    }
+def status_counts(session: Session) -> dict[str, int]:
+    """Tickets per status (the metrics' gauge)."""
+    return dict(session.execute(select(TicketRow.status, func.count()).group_by(TicketRow.status)).all())

@@ -144,3 +144,22 @@ def registry_from_store(session: Session, taxonomy: Taxonomy) -> tuple[UnitRegis
         if former and target in registry:
             aliases[target] = tuple(dict.fromkeys((*aliases.get(target, ()), *former)))
     return registry, aliases
+
+
+def active_units(session: Session, kind: str | None = None, district_code: str | None = None) -> list[UnitRow]:
+    """The units that can be dispatched to now (merged units are not), by id."""
+    query = select(UnitRow).where(UnitRow.active.is_(True)).order_by(UnitRow.id)
+    if kind:
+        query = query.where(UnitRow.kind == kind)
+    if district_code:
+        query = query.where(UnitRow.district_code == district_code)
+    return list(session.execute(query).scalars())
+
+
+def unit_labels(session: Session) -> dict[str, str]:
+    """A name a reviewer can read and search for each active unit (a street with its district), by id."""
+    rows = active_units(session)
+    districts = {r.district_code: r.name for r in rows if r.kind == "district"}
+    return {row.id: f"{row.name}（{districts[row.district_code]}）"
+            if row.kind == "street" and row.district_code in districts else row.name
+            for row in sorted(rows, key=lambda r: (r.kind, r.id))}

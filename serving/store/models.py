@@ -1,5 +1,6 @@
 """Tables. Every state change of a ticket is an ``events`` row; ``tickets`` and ``ticket_units`` hold the
-current state derived from those events, for fast listing, and can be rebuilt from them."""
+current state for fast listing, written in the same transaction as the events that change it (the
+workflow, ``serving.domain.workflow.apply``, yields both). Scores and analyses read the events."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from serving.analytics.volume import VolumeQuery, columns_for, to_csv, volume
-from serving.api.deps import CurrentActor, SessionDep, StateDep, require
+from serving.api.deps import Analyst, SessionDep, StateDep
 from serving.api.params import period
 from serving.api.schemas import AlertOut, AlertsOut, HotspotsOut, VolumeOut
 
@@ -18,14 +18,13 @@ router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 @router.get("/volume", summary="Volume and 三率 by category, place, channel, urgency and period",
             response_model=VolumeOut, response_model_by_alias=True,
             responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with format=csv"}})
-def get_volume(state: StateDep, session: SessionDep, actor: CurrentActor,
+def get_volume(state: StateDep, session: SessionDep, actor: Analyst,
                start: Annotated[datetime, Query(alias="from", description="Start (inclusive): a date (that day in the hotline's time zone) or a time")],
                end: Annotated[datetime, Query(alias="to", description="End (exclusive): a date or a time")],
                by: Annotated[str, Query(max_length=100, description="Comma-separated: category,district,street,channel,urgency")] = "",
                interval: Literal["day", "week", "month", "none"] = "day",
                level: Annotated[int, Query(ge=1, le=3, description="Category level for by=category")] = 1,
                format: Literal["json", "csv"] = "json"):
-    require(actor, "analyst", "reviewer")
     start, end = period(start, end, state.taxonomy.timezone)
     try:
         query = VolumeQuery(start=start, end=end, by=tuple(d.strip() for d in by.split(",") if d.strip()),
@@ -40,7 +39,7 @@ def get_volume(state: StateDep, session: SessionDep, actor: CurrentActor,
 
 @router.get("/hotspots", summary="Clusters of appeals about one problem in one place and time window",
             response_model=HotspotsOut, response_model_by_alias=True)
-def get_hotspots(state: StateDep, session: SessionDep, actor: CurrentActor,
+def get_hotspots(state: StateDep, session: SessionDep, actor: Analyst,
                  start: Annotated[datetime, Query(alias="from", description="Start (inclusive): a date (that day in the hotline's time zone) or a time")],
                  end: Annotated[datetime, Query(alias="to", description="End (exclusive): a date or a time")],
                  min_size: Annotated[int, Query(ge=2, le=1000)] = 3,
@@ -50,7 +49,6 @@ def get_hotspots(state: StateDep, session: SessionDep, actor: CurrentActor,
     from serving.analytics.hotspots import find_hotspots
     from serving.analytics.sources import appeals_from_store
 
-    require(actor, "analyst", "reviewer")
     start, end = period(start, end, state.taxonomy.timezone)
     if category is not None and state.taxonomy.categories.find(category) is None:
         raise HTTPException(422, f"category: {category!r} is not in the category tree")
@@ -68,13 +66,12 @@ alerts_router = APIRouter(prefix="/v1", tags=["analytics"])
 
 @alerts_router.get("/alerts", response_model=AlertsOut, response_model_by_alias=True,
                    summary="Days when a category in a place is improbably busy (未诉先办)")
-def get_alerts(state: StateDep, session: SessionDep, actor: CurrentActor,
+def get_alerts(state: StateDep, session: SessionDep, actor: Analyst,
                start: Annotated[datetime, Query(alias="from", description="Start (inclusive): a date (that day in the hotline's time zone) or a time")],
                end: Annotated[datetime, Query(alias="to", description="End (exclusive): a date or a time")],
                level: Literal["district", "street"] = "district") -> AlertsOut:
     from serving.analytics.alerts import alerts_between
 
-    require(actor, "analyst", "reviewer")
     tz = state.taxonomy.timezone
     start, end = period(start, end, tz)
     try:

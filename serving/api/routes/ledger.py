@@ -7,12 +7,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 
-from serving.api.deps import CurrentActor, SessionDep, StateDep, require
+from serving.api.deps import Analyst, CurrentActor, Reviewer, SessionDep, StateDep
 from serving.api.params import period
 from serving.api.schemas import LedgerEntryOut, LedgerSyncOut
-from serving.services.ledger import ReasonRequired, close_entry, sync_ledger
+from serving.services import ledger as ledger_service
+from serving.services.ledger import ReasonRequired, close_entry, entries_by_id, sync_ledger
 from serving.store.models import LedgerEntryRow
 
 router = APIRouter(prefix="/v1/ledger", tags=["analytics"])
@@ -39,31 +39,24 @@ class CloseIn(BaseModel):
 
 
 @router.post("/sync", response_model=LedgerSyncOut, summary="Open or extend entries from the recurring hotspots of a period")
-def sync(body: SyncIn, state: StateDep, session: SessionDep, actor: CurrentActor):
-    require(actor, "analyst", "reviewer")
+def sync(body: SyncIn, state: StateDep, session: SessionDep, actor: Analyst):
     start, end = period(body.start, body.end, state.taxonomy.timezone)
     ids = sync_ledger(session, state.taxonomy, start, end, datetime.now(timezone.utc))
-    return {"entries": [entry_out(session.get(LedgerEntryRow, i), state) for i in dict.fromkeys(ids)]}
+    return {"entries": [entry_out(e, state) for e in entries_by_id(session, ids)]}
 
 
 @router.get("", response_model=list[LedgerEntryOut], summary="Ledger entries")
 def list_entries(state: StateDep, session: SessionDep, actor: CurrentActor,
                  status: Literal["open", "closed"] | None = None,
                  owner_unit_id: Annotated[str | None, Query(max_length=64)] = None):
-    query = select(LedgerEntryRow).order_by(LedgerEntryRow.id)
-    if status:
-        query = query.where(LedgerEntryRow.status == status)
     if actor.role == "unit":
         owner_unit_id = actor.unit_id
-    if owner_unit_id:
-        query = query.where(LedgerEntryRow.owner_unit_id == owner_unit_id)
-    return [entry_out(e, state) for e in session.execute(query).scalars()]
+    return [entry_out(e, state) for e in ledger_service.list_entries(session, status, owner_unit_id)]
 
 
 @router.post("/{entry_id}/close", response_model=LedgerEntryOut, summary="Close an entry (销号) with a note")
 def close(entry_id: Annotated[int, Path(ge=1, le=2**62)], body: CloseIn, state: StateDep, session: SessionDep,
-          actor: CurrentActor):
-    require(actor, "reviewer")
+          actor: Reviewer):
     try:
         return entry_out(close_entry(session, entry_id, body.note, datetime.now(timezone.utc), body.reason,
                                      actor.name), state)

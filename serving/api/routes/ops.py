@@ -6,12 +6,12 @@ from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel
-from sqlalchemy import func, select, text
 
-from serving.api.deps import CurrentActor, SessionDep, StateDep, require
+from serving.api.deps import Admin, CurrentActor, SessionDep, StateDep
 from serving.api.schemas import HealthOut, ReadyOut
 from serving.model.bundle import BundleError
-from serving.store.models import TicketRow
+from serving.services.tickets import status_counts
+from serving.store.db import ping
 
 router = APIRouter(tags=["operations"])
 
@@ -25,7 +25,7 @@ def healthz() -> dict:
 def readyz(state: StateDep, session: SessionDep, response: Response) -> dict:
     checks = {}
     try:
-        session.execute(text("SELECT 1"))
+        ping(session)
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any database failure means not ready
         checks["database"] = f"error: {type(exc).__name__}"
@@ -38,7 +38,7 @@ def readyz(state: StateDep, session: SessionDep, response: Response) -> dict:
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
 def metrics(request: Request, session: SessionDep) -> Response:
-    counts = dict(session.execute(select(TicketRow.status, func.count()).group_by(TicketRow.status)).all())
+    counts = status_counts(session)
     return Response(request.app.state.metrics.render(counts), media_type="text/plain; version=0.0.4")
 
 
@@ -71,8 +71,7 @@ def current_model(state: StateDep, actor: CurrentActor) -> ModelInfo:
 
 
 @router.post("/v1/models/reload", response_model=ModelInfo, summary="Load a bundle without restarting (admin)")
-def reload_model(state: StateDep, actor: CurrentActor, body: ReloadBody | None = None) -> ModelInfo:
-    require(actor, "admin")
+def reload_model(state: StateDep, actor: Admin, body: ReloadBody | None = None) -> ModelInfo:
     path = Path(body.path) if body and body.path else state.model_path or state.settings.model_path
     if path is None:
         raise HTTPException(422, "path: no bundle path given and none configured")

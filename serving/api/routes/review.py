@@ -6,10 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from serving.api.deps import CurrentActor, SessionDep, StateDep, require
+from serving.api.deps import Reviewer, TicketServiceDep
 from serving.api.schemas import ReviewItem
 from serving.domain.enums import EventKind
-from serving.services.tickets import TicketService
 
 router = APIRouter(prefix="/v1/review", tags=["review"])
 
@@ -31,14 +30,11 @@ def review_reasons(ticket) -> list[str]:
 
 
 @router.get("/queue", response_model=list[ReviewItem], summary="Tickets waiting for a reviewer")
-def review_queue(state: StateDep, session: SessionDep, actor: CurrentActor,
+def review_queue(svc: TicketServiceDep, actor: Reviewer,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                  offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> list[ReviewItem]:
-    require(actor, "reviewer")
-    tickets = TicketService(session, state.taxonomy, state.predictor, None).review_queue(limit, offset)
     items = []
-    for ticket in tickets:
-        session.refresh(ticket, ["events"])
+    for ticket in svc.review_queue(limit, offset):
         items.append(ReviewItem(
             ticket_id=ticket.id, received_at=ticket.received_at, title=ticket.title, text=ticket.text,
             reasons=review_reasons(ticket), suggestions=[tuple(x) for x in ticket.classification.get("category_top3", [])],

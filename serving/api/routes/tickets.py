@@ -7,9 +7,9 @@ their body types from the annotations at definition time.)"""
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response
 
-from serving.api.deps import CurrentActor, SessionDep, StateDep, require
+from serving.api.deps import CurrentActor, IntakeActor, IntakeServiceDep, StateDep, TicketServiceDep
 from pydantic import Field, create_model
 
 from serving.api.schemas import AppealIn, TicketOut, require_timezone
@@ -17,32 +17,17 @@ from serving.api.shape import ticket_out
 from serving.model.appeals import AppealInputError
 from serving.domain.actions import BODIES
 from serving.domain.workflow import Actor, IllegalTransition, NotPermitted
-from serving.services.tickets import Conflict, Intake, InvalidAction, TicketNotFound, TicketService, now
+from serving.services.tickets import Conflict, InvalidAction, TicketNotFound, now
 from serving.domain.enums import Status
 
 router = APIRouter(prefix="/v1", tags=["tickets"])
 TicketId = Annotated[int, Path(ge=1, le=2**62, description="The ticket number")]
 
 
-def service(state, session) -> TicketService:
-    if state.predictor is None:
-        raise HTTPException(503, f"no model is loaded: {state.model_error or 'set JIESU_MODEL_PATH'}")
-    return TicketService(session, state.taxonomy, state.predictor, state.settings.review_threshold)
-
-
-def ticket_service(state: StateDep, session: SessionDep) -> TicketService:
-    """The ticket service for a request (reading and actions; intake also needs a model: ``service``)."""
-    return TicketService(session, state.taxonomy, state.predictor, state.settings.review_threshold)
-
-
-TicketServiceDep = Annotated[TicketService, Depends(ticket_service)]
-
-
 @router.post("/appeals", status_code=201, response_model=TicketOut, summary="Receive an appeal (受理)")
-def receive_appeal(body: AppealIn, state: StateDep, session: SessionDep, actor: CurrentActor, response: Response,
+def receive_appeal(body: AppealIn, actor: IntakeActor, state: StateDep, svc: IntakeServiceDep, response: Response,
                    request: Request,
                    idempotency_key: Annotated[str | None, Header(max_length=180)] = None) -> TicketOut:
-    require(actor, "intake")
     if body.at is not None and actor.role != "admin":
         raise HTTPException(403, {"message": "only the admin (import) role may set the time of a record",
                                   "field": "at"})
@@ -50,11 +35,8 @@ def receive_appeal(body: AppealIn, state: StateDep, session: SessionDep, actor: 
     if body.received_at is not None and body.received_at > limit:
         raise HTTPException(422, {"message": f"received_at: {body.received_at.isoformat()} is in the future",
                                   "field": "received_at"})
-    intake = Intake(text=body.text, title=body.title or "", channel=body.channel, received_at=body.received_at,
-                    address=body.address, caller_name=body.caller.name if body.caller else None,
-                    caller_phone=body.caller.phone if body.caller else None)
     try:
-        ticket, created = service(state, session).intake(intake, actor, idempotency_key, at=body.at)
+        ticket, created = svc.intake(body.appeal(), actor, idempotency_key, at=body.at)
     except Conflict as exc:
         raise HTTPException(409, f"Idempotency-Key: {exc}") from None
     except AppealInputError as exc:
@@ -67,19 +49,18 @@ def receive_appeal(body: AppealIn, state: StateDep, session: SessionDep, actor: 
 
 
 @router.get("/tickets/{ticket_id}", response_model=TicketOut, summary="A ticket with its events")
-def get_ticket(ticket_id: TicketId, state: StateDep, session: SessionDep, actor: CurrentActor) -> TicketOut:
-    svc = TicketService(session, state.taxonomy, state.predictor, state.settings.review_threshold)
+def get_ticket(ticket_id: TicketId, svc: TicketServiceDep, actor: CurrentActor) -> TicketOut:
     try:
         ticket = svc.get(ticket_id)
     except TicketNotFound:
         raise HTTPException(404, f"ticket {ticket_id} not found") from None
     if not svc.visible_to(ticket, actor):
         raise HTTPException(403, f"ticket {ticket_id} is not with unit {actor.unit_id}")
-    return ticket_out(ticket, state.taxonomy, with_events=True)
+    return ticket_out(ticket, svc.taxonomy, with_events=True)
 
 
 @router.get("/tickets", response_model=list[TicketOut], summary="List tickets (overdue=true: 督办 list)")
-def list_tickets(state: StateDep, session: SessionDep, actor: CurrentActor,
+def list_tickets(svc: TicketServiceDep, actor: CurrentActor,
                  status: Status | None = None,
                  unit_id: Annotated[str | None, Query(max_length=64)] = None, overdue: bool | None = None,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -88,9 +69,8 @@ def list_tickets(state: StateDep, session: SessionDep, actor: CurrentActor,
         if unit_id and unit_id != actor.unit_id:
             raise HTTPException(403, f"unit_id: a unit key sees only its own tickets ({actor.unit_id})")
         unit_id = actor.unit_id
-    svc = TicketService(session, state.taxonomy, state.predictor, state.settings.review_threshold)
     tickets = svc.list(status=status, unit_id=unit_id, overdue=overdue, limit=limit, offset=offset)
-    return [ticket_out(t, state.taxonomy) for t in tickets]
+    return [ticket_out(t, svc.taxonomy) for t in tickets]
 
 
 def _api_body(action: str, model):

@@ -7,11 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 
 from serving.analytics.topics import candidates, track
-from serving.api.deps import CurrentActor, SessionDep, StateDep, require
+from serving.api.deps import Analyst, CurrentActor, SessionDep, StateDep
 from serving.api.schemas import TopicCandidatesOut, TopicOut, TopicSummary
+from serving.services import topics as topic_service
+from serving.services.topics import UnknownCategory
 from serving.store.models import TopicRow
 
 router = APIRouter(tags=["analytics"])
@@ -20,10 +21,9 @@ Month = Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YY
 
 @router.get("/v1/analytics/topics", response_model=TopicCandidatesOut,
             summary="Candidate 每月一题 for a month, ranked, with the evidence")
-def topic_candidates(state: StateDep, session: SessionDep, actor: CurrentActor, month: Month,
+def topic_candidates(state: StateDep, session: SessionDep, actor: Analyst, month: Month,
                      level: Annotated[int, Query(ge=1, le=3)] = 1,
                      limit: Annotated[int, Query(ge=1, le=100)] = 10):
-    require(actor, "analyst", "reviewer")
     try:
         items = candidates(session, state.taxonomy, month, level, limit)
     except (ValueError, OverflowError) as exc:
@@ -46,28 +46,24 @@ def topic_out(topic: TopicRow, state, session) -> dict:
 
 
 @router.post("/v1/topics", status_code=201, response_model=TopicOut, summary="Choose a 每月一题; its tracking starts")
-def choose_topic(body: TopicIn, state: StateDep, session: SessionDep, actor: CurrentActor):
-    require(actor, "analyst", "reviewer")
-    node = state.taxonomy.categories.find(body.category)
-    if node is None:
-        raise HTTPException(422, {"message": f"{body.category!r} is not in the category tree", "field": "category"})
-    topic = TopicRow(month=body.month, category=node.label, level=node.level, title=body.title or node.label,
-                     chosen_by=actor.name, chosen_at=datetime.now(timezone.utc))
-    session.add(topic)
-    session.commit()
+def choose_topic(body: TopicIn, state: StateDep, session: SessionDep, actor: Analyst):
+    try:
+        topic = topic_service.choose_topic(session, state.taxonomy, body.month, body.category, body.title, actor.name,
+                             datetime.now(timezone.utc))
+    except UnknownCategory as exc:
+        raise HTTPException(422, {"message": str(exc), "field": "category"}) from None
     return topic_out(topic, state, session)
 
 
 @router.get("/v1/topics", response_model=list[TopicSummary], summary="Chosen topics")
 def list_topics(session: SessionDep, actor: CurrentActor) -> list[dict]:
-    rows = session.execute(select(TopicRow).order_by(TopicRow.month, TopicRow.id)).scalars()
-    return [{"id": t.id, "month": t.month, "category": t.category, "title": t.title} for t in rows]
+    return [{"id": t.id, "month": t.month, "category": t.category, "title": t.title} for t in topic_service.list_topics(session)]
 
 
 @router.get("/v1/topics/{topic_id}", response_model=TopicOut, summary="A chosen topic with its month-by-month tracking")
 def get_topic(topic_id: Annotated[int, Path(ge=1, le=2**62)], state: StateDep, session: SessionDep,
               actor: CurrentActor):
-    topic = session.get(TopicRow, topic_id)
+    topic = topic_service.get_topic(session, topic_id)
     if topic is None:
         raise HTTPException(404, f"topic {topic_id} not found")
     return topic_out(topic, state, session)

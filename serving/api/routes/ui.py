@@ -16,15 +16,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import select
 
-from serving.api.deps import SessionDep, StateDep
+from serving.api.deps import SessionDep, StateDep, TicketServiceDep
 from serving.api.routes.review import review_reasons
 from serving.domain.enums import EVENT_NAMES, STATUS_NAMES
 from serving.domain.workflow import Actor, IllegalTransition, NotPermitted
 from serving.services.keys import authenticate
-from serving.store.models import UnitRow
-from serving.services.tickets import Conflict, InvalidAction, TicketNotFound, TicketService
+from serving.services.tickets import Conflict, InvalidAction, TicketNotFound
+from serving.services.units import unit_labels
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 templates = Jinja2Templates(env=Environment(
@@ -95,20 +94,6 @@ LEVELS = {"category_level_1": "一级分类", "category_level_2": "二级分类"
           "department": "主责部门"}
 
 
-def unit_labels(session) -> dict[str, str]:
-    """A name a reviewer can read and search for each active unit (a street with its district), by id."""
-    rows = session.execute(select(UnitRow).where(UnitRow.active.is_(True)).order_by(UnitRow.kind, UnitRow.id)).scalars()
-    rows = list(rows)
-    districts = {r.district_code: r.name for r in rows if r.kind == "district"}
-    labels = {}
-    for row in rows:
-        if row.kind == "street" and row.district_code in districts:
-            labels[row.id] = f"{row.name}（{districts[row.district_code]}）"
-        else:
-            labels[row.id] = row.name
-    return labels
-
-
 def review_explained(ticket) -> list[str]:
     """The queue's reasons in words, with the level at which confidence failed."""
     detail = {}
@@ -126,8 +111,8 @@ def review_explained(ticket) -> list[str]:
 
 
 @router.get("/queue", response_class=HTMLResponse)
-def queue(request: Request, state: StateDep, session: SessionDep, actor: UiActor):
-    tickets = TicketService(session, state.taxonomy, state.predictor, None).review_queue(limit=200)
+def queue(request: Request, state: StateDep, session: SessionDep, svc: TicketServiceDep, actor: UiActor):
+    tickets = svc.review_queue(limit=200)
     labels = unit_labels(session)
     units = state.taxonomy.units
     items = []
@@ -151,7 +136,7 @@ def queue(request: Request, state: StateDep, session: SessionDep, actor: UiActor
 
 
 @router.post("/tickets/{ticket_id}/assign")
-async def assign(ticket_id: int, request: Request, state: StateDep, session: SessionDep, actor: UiActor):
+async def assign(ticket_id: int, request: Request, session: SessionDep, svc: TicketServiceDep, actor: UiActor):
     data = await form(request)
     by_label = {label: unit_id for unit_id, label in unit_labels(session).items()}
     primary = data.get("primary_unit", "").strip()
@@ -173,8 +158,7 @@ async def assign(ticket_id: int, request: Request, state: StateDep, session: Ses
     if data.get("urgency", "").strip().isdigit():
         body["urgency"] = int(data["urgency"])
     try:
-        TicketService(session, state.taxonomy, state.predictor, state.settings.review_threshold).act(
-            ticket_id, "assign", body, actor)
+        svc.act(ticket_id, "assign", body, actor)
     except (TicketNotFound, IllegalTransition, NotPermitted, InvalidAction, Conflict) as exc:
         return RedirectResponse(f"/ui/queue?error={quote(f'工单 {ticket_id}：{exc}')}", status_code=303)
     done = f"工单 {ticket_id} 已派给 {primary}"
@@ -182,8 +166,7 @@ async def assign(ticket_id: int, request: Request, state: StateDep, session: Ses
 
 
 @router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
-def ticket(ticket_id: int, request: Request, state: StateDep, session: SessionDep, actor: UiActor):
-    svc = TicketService(session, state.taxonomy, state.predictor, None)
+def ticket(ticket_id: int, request: Request, state: StateDep, svc: TicketServiceDep, actor: UiActor):
     try:
         t = svc.get(ticket_id)
     except TicketNotFound:

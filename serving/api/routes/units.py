@@ -7,11 +7,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 
-from serving.api.deps import CurrentActor, SessionDep, StateDep, require
+from serving.api.deps import Admin, CurrentActor, SessionDep, StateDep
 from serving.api.schemas import ImportOut
-from serving.services.units import import_street_records, merge_unit
+from serving.services.units import active_units, import_street_records, merge_unit
 from serving.store.models import UnitRow
 from taxonomy.units import StreetRecord
 
@@ -56,17 +55,11 @@ def unit_out(u: UnitRow) -> UnitOut:
 def list_units(session: SessionDep, actor: CurrentActor,
                kind: Literal["street", "district", "department", "company"] | None = None,
                district_code: Annotated[str | None, Query(pattern=r"^\d{6}$")] = None) -> list[UnitOut]:
-    query = select(UnitRow).where(UnitRow.active.is_(True)).order_by(UnitRow.id)
-    if kind:
-        query = query.where(UnitRow.kind == kind)
-    if district_code:
-        query = query.where(UnitRow.district_code == district_code)
-    return [unit_out(u) for u in session.execute(query).scalars()]
+    return [unit_out(u) for u in active_units(session, kind, district_code)]
 
 
 @router.post("/units/import", response_model=ImportOut, summary="Add or rename streets from an official list (admin)")
-def import_streets_route(body: ImportIn, state: StateDep, session: SessionDep, actor: CurrentActor) -> dict:
-    require(actor, "admin")
+def import_streets_route(body: ImportIn, state: StateDep, session: SessionDep, actor: Admin) -> dict:
     districts = {u.district_code for u in state.taxonomy.units.of_kind("district")}
     for i, street in enumerate(body.streets):
         if street.district_code not in districts:
@@ -79,8 +72,7 @@ def import_streets_route(body: ImportIn, state: StateDep, session: SessionDep, a
 
 @router.post("/units/{unit_id}/merge", response_model=UnitOut, summary="Merge a unit into another (admin)")
 def merge(unit_id: Annotated[str, Path(max_length=64)], body: MergeIn, state: StateDep, session: SessionDep,
-          actor: CurrentActor) -> UnitOut:
-    require(actor, "admin")
+          actor: Admin) -> UnitOut:
     try:
         survivor = merge_unit(session, unit_id, body.into)
     except LookupError:
