@@ -11,6 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JIESU_", env_file=None, extra="ignore")
 
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="Request bodies larger than this get 413")
+    db_busy_timeout_s: float = Field(5, gt=0, description="How long a request waits for a locked database "
+                                                          "before it answers 503 with Retry-After")
     clock_skew_s: float = Field(300, ge=0, description="How far in the future a received_at may lie (clocks differ)")
     database_url: str = Field("sqlite:///var/jiesu.db", description="SQLAlchemy URL: sqlite:///… or postgresql+psycopg://…")
     model_path: Path | None = Field(None, description="Model bundle directory; the service refuses to start without one")

@@ -1,8 +1,9 @@
 """The FastAPI application: ``create_app(settings)`` builds it; ``jiesu serve`` runs it with uvicorn.
 
 On start: open the database and upgrade its schema, sync the profile's units, seed the bootstrap admin
-key, load the model. A missing or bad model leaves the service up but not ready (``/readyz`` 503), so
-an operator can fix it and ``POST /v1/models/reload``. While running, a background thread flags overdue
+key, load the model. A missing or bad model leaves the service up and degraded (``/readyz`` says so):
+intake still takes appeals and queues them for review (``no_model``) until an operator fixes the model
+and ``POST /v1/models/reload``, which classifies and dispatches the waiting ones. While running, a background thread flags overdue
 tickets (督办) every ``JIESU_SUPERVISE_INTERVAL_S`` seconds.
 """
 
@@ -16,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from serving.api import errors
+from serving.api.guards import GuardMiddleware
 from serving.api.metrics import Metrics, MetricsMiddleware
 from serving.api.routes import analytics, ledger, ops, reports, review, scores, tickets, topics, ui, units
 from serving.api.state import ServiceState
@@ -31,7 +33,7 @@ logger = logging.getLogger("jiesu")
 
 def build_state(settings: Settings) -> ServiceState:
     taxonomy = load_taxonomy(settings.profile, data_dir=settings.data_dir)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, settings.db_busy_timeout_s)
     migrate(engine)
     sessions = session_factory(engine)
     with sessions() as session:
@@ -48,6 +50,11 @@ def build_state(settings: Settings) -> ServiceState:
             state.load_model(settings.model_path)
         except (BundleError, OSError, ValueError) as exc:
             state.model_error = str(exc)
+    if state.predictor is not None:  # appeals taken while the service ran without a model
+        from serving.services.tickets import TicketService
+
+        with sessions() as session:
+            TicketService(session, state.taxonomy, state.predictor, settings.review_threshold).classify_waiting()
     return state
 
 
@@ -79,6 +86,8 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
                   description="Classify, dispatch, track and score city hotline appeals (接诉即办).")
     app.state.jiesu = state
     app.state.metrics = Metrics()
+    # the guard inside the metrics (which count its refusals): the last added is the outermost
+    app.add_middleware(GuardMiddleware, max_body_bytes=state.settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware)
     for module in (tickets, review, scores, units, analytics, topics, ledger, reports, ops):
         app.include_router(module.router)

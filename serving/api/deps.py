@@ -73,12 +73,4 @@ def ticket_service(state: StateDep, session: SessionDep) -> TicketService:
     return TicketService(session, state.taxonomy, state.predictor, state.settings.review_threshold)
 
 
-def intake_service(state: StateDep, session: SessionDep) -> TicketService:
-    """The ticket service for intake, which needs a model: 503 while none is loaded."""
-    if state.predictor is None:
-        raise HTTPException(503, f"no model is loaded: {state.model_error or 'set JIESU_MODEL_PATH'}")
-    return ticket_service(state, session)
-
-
 TicketServiceDep = Annotated[TicketService, Depends(ticket_service)]
-IntakeServiceDep = Annotated[TicketService, Depends(intake_service)]

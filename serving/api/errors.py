@@ -9,13 +9,17 @@ the request's own overflowing dates, into this shape; ``ERROR_RESPONSES`` docume
 from __future__ import annotations
 
 import json
+import logging
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import OperationalError, StatementError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException
+
+logger = logging.getLogger("jiesu")
 
 
 class ErrorDetail(BaseModel):
@@ -73,6 +77,15 @@ def install(app: FastAPI) -> None:
     async def _out_of_range(request, exc):
         # dates near year 1 or 9999 overflow when moved between time zones: the request is at fault
         return error_response(422, f"a date or number in the request is out of range ({exc})")
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(SQLAlchemyTimeoutError)
+    async def _busy(request, exc):
+        # a locked SQLite file, an exhausted pool, a server that went away: the client should retry; the
+        # statement's parameters (citizens' data) are hidden by the engine and not echoed here
+        logger.warning("database busy or unavailable: %s", type(getattr(exc, "orig", exc)).__name__)
+        return error_response(503, "the database is busy or unavailable; retry shortly",
+                              headers={"Retry-After": "2"})
 
     @app.exception_handler(StatementError)
     async def _statement(request, exc):

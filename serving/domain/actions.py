@@ -23,12 +23,18 @@ class InvalidAction(ValueError):
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     @field_validator("*", mode="before")
     @classmethod
     def _strip(cls, value):
-        return value.strip() if type(value) is str else value
+        if type(value) is str:
+            if "\x00" in value:
+                raise ValueError("must not contain NUL characters")
+            return value.strip()
+        if isinstance(value, list) and any(type(v) is str and "\x00" in v for v in value):
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 class Accept(_Body):

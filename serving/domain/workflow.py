@@ -253,6 +253,9 @@ def _assign(state, body, actor, at, context, target):
         if node is None:
             raise InvalidAction("category", f"{body.category!r} is not in the category tree")
         changes["category"] = node.label
+    elif not state.category:
+        raise InvalidAction("category", "this ticket has no category yet (it was received without a model): "
+                                        "give one")
     if body.urgency is not None:
         changes["urgency"] = body.urgency
     if body.appeal_type is not None:

@@ -201,3 +201,29 @@ class Predictor:
             company=route.company,
             company_confidence=route.company_confidence,
         )
+
+
+class RulesOnly:
+    """What jiesu can say about an appeal without a model: urgency and type from the profile's rules and
+    the place from the resolver; no category and no owner, so dispatch sends it to a reviewer with the
+    reason ``no_model`` (the hotline keeps taking appeals while the model is missing or broken)."""
+
+    def __init__(self, taxonomy: Taxonomy):
+        self.taxonomy = taxonomy
+        self.urgency_rules = UrgencyRules(taxonomy.urgency)
+        self.type_rules = AppealTypeRules(taxonomy.appeal_types)
+        self.places = PlaceResolver(taxonomy.units, taxonomy.street_aliases, taxonomy.not_place_names)
+
+    def predict_one(self, appeal: AppealInput) -> Classification:
+        appeal = validate_appeal(appeal)
+        title, text = appeal.clean_title, appeal.clean_text
+        urgency, kind = classify_rules(self.urgency_rules, self.type_rules, title, text, None, normalized=True)
+        place = self.places.resolve(f"{title}。{text}" if title else text, appeal.address)
+        return Classification(
+            id=appeal.id, category="", category_confidence=0.0, category_top3=[], urgency=urgency.level,
+            urgency_reason=urgency.reason, urgency_rule=urgency.rule, appeal_type=kind.appeal_type,
+            appeal_type_reason=kind.reason, district=place.district.name if place.district else None,
+            street=place.street.name if place.street else None,
+            district_id=place.district.id if place.district else None,
+            street_id=place.street.id if place.street else None, place_evidence=list(place.evidence),
+            warnings=["no_model"])

@@ -70,7 +70,7 @@ def same_problem(ticket: TicketRow):
 def assign_group(session: Session, rules: GroupRules, ticket: TicketRow) -> AppealGroupRow | None:
     """Put a new ticket into its group (joining or forming one); None when it stays alone."""
     place = place_of(ticket, rules)
-    if place is None:
+    if place is None or not ticket.category_l1:  # no place, or not classified (received without a model)
         return None
     since = ticket.received_at - timedelta(days=rules.window_days)
     body = f"{ticket.title}。{ticket.text}"

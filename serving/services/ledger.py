@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from serving.analytics.hotspots import find_hotspots
 from serving.analytics.sources import appeals_from_store
 from serving.domain.enums import Status
-from serving.store.models import LedgerEntryRow, TicketRow
+from serving.store.models import MAX_ID, LedgerEntryRow, TicketRow
 from taxonomy import Taxonomy
 
 
@@ -75,7 +75,7 @@ class ReasonRequired(ValueError):
 
 def close_entry(session: Session, entry_id: int, note: str, at: datetime, reason: str | None = None,
                 actor: str = "reviewer") -> LedgerEntryRow:
-    entry = session.get(LedgerEntryRow, entry_id)
+    entry = session.get(LedgerEntryRow, entry_id) if 0 < entry_id <= MAX_ID else None
     if entry is None:
         raise LookupError(entry_id)
     if entry.status == "closed":

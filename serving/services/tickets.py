@@ -20,8 +20,8 @@ from serving.domain.actions import InvalidAction  # noqa: F401 - raised by act()
 from serving.domain.enums import EventKind, Mode, Status
 from serving.domain.workflow import Actor, IllegalTransition, NotPermitted  # noqa: F401 - as above
 from serving.services.groups import assign_group, find_repeat
-from serving.model.predictor import AppealInput, Classification, Predictor, validate_appeal
-from serving.store.models import CorrectionRow, EventRow, IdempotencyRow, TicketRow, TicketUnitRow, UnitRow
+from serving.model.predictor import AppealInput, Classification, Predictor, RulesOnly, validate_appeal
+from serving.store.models import MAX_ID, CorrectionRow, EventRow, IdempotencyRow, TicketRow, TicketUnitRow, UnitRow
 from taxonomy import Taxonomy
 
 
@@ -62,10 +62,14 @@ class TicketService:
                 return self.get(existing.ticket_id), False
         moment = at or now()
         received_at = appeal.received_at or moment
-        classification = self.predictor.predict_one(appeal)
+        if self.predictor is not None:
+            classification = self.predictor.predict_one(appeal)
+            decision = decide_dispatch(classification, received_at, self.policy())
+        else:  # degraded, not down: a reviewer routes it, and dispatch resumes when a model is loaded
+            classification = RulesOnly(self.taxonomy).predict_one(appeal)
+            decision = DispatchDecision(Mode.REVIEW, None, (), "no_model", ("no_model",), None, None)
         repeat_of = find_repeat(self.session, self.taxonomy.groups, appeal.caller_phone, appeal.title, appeal.text,
                                 received_at)
-        decision = decide_dispatch(classification, received_at, self.policy())
         ticket = TicketRow(
             received_at=received_at, channel=appeal.channel, title=appeal.title, text=appeal.text,
             address=appeal.address, caller_name=appeal.caller_name, caller_phone=appeal.caller_phone,
@@ -98,7 +102,37 @@ class TicketService:
             return self.get(existing.ticket_id), False
         return ticket, True
 
-    def _model_record(self) -> dict:
+    def classify_waiting(self, at: datetime | None = None, limit: int = 10_000) -> list[int]:
+        """Tickets received without a model and not yet routed by a reviewer: classify and dispatch them
+        now that a model is loaded (after a reload, or on start). Returns their ids."""
+        if self.predictor is None:
+            return []
+        moment = at or now()
+        done = []
+        waiting = self.list(status=Status.REVIEW, limit=limit, events=True)
+        for ticket in waiting:
+            last = next((e for e in reversed(ticket.events) if e.kind in SETS_DEADLINES), None)
+            if last is None or last.kind != EventKind.QUEUED_FOR_REVIEW or \
+                    last.payload.get("reasons") != ["no_model"] or ticket.category:
+                continue
+            appeal = AppealInput(text=ticket.text, title=ticket.title, address=ticket.address)
+            classification = self.predictor.predict_one(appeal)
+            decision = decide_dispatch(classification, ticket.received_at, self.policy())
+            ticket.classification = {**classification.to_dict(), "model": self._model_record(),
+                                     "dispatch_mode": decision.mode,
+                                     "dispatch_primary_unit_id": decision.primary_unit_id}
+            _derive_columns(ticket, classification)
+            self._event(ticket, EventKind.CLASSIFIED, Actor("system"), at=moment, payload=ticket.classification)
+            self._apply_dispatch(ticket, decision, Actor("system"), moment, kind=EventKind.DISPATCHED)
+            if decision.mode != Mode.REVIEW:
+                self._join_group(ticket, moment)
+            done.append(ticket.id)
+        self.session.commit()
+        return done
+
+    def _model_record(self) -> dict | None:
+        if self.predictor is None:
+            return None
         manifest = self.predictor.manifest
         return {"kind": manifest.kind, "created_at": manifest.data.get("created_at"),
                 "fingerprint": manifest.data.get("training_data", {}).get("fingerprint")}
@@ -167,6 +201,8 @@ class TicketService:
 
     # ---- reading ------------------------------------------------------------------------------------
     def get(self, ticket_id: int) -> TicketRow:
+        if not 0 < ticket_id <= MAX_ID:
+            raise TicketNotFound(ticket_id)
         ticket = self.session.execute(
             select(TicketRow).where(TicketRow.id == ticket_id)
             .options(selectinload(TicketRow.units), selectinload(TicketRow.events))
@@ -330,7 +366,8 @@ def _derive_columns(ticket: TicketRow, classification: Classification) -> None:
 
 
 def _set_category(ticket: TicketRow, label: str) -> None:
-    parts = label.split("/")
+    """The path's levels for slicing; an unclassified ticket (received without a model) has none."""
+    parts = label.split("/") if label else []
     ticket.category = label
     ticket.category_l1, ticket.category_l2, ticket.category_l3 = (
         "/".join(parts[:n]) if len(parts) >= n else None for n in (1, 2, 3))

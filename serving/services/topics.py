@@ -12,19 +12,27 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from serving.store.models import TopicRow
+from serving.store.models import MAX_ID, TopicRow
 from taxonomy import Taxonomy
 
 
-class UnknownCategory(ValueError):
-    pass
+class InvalidTopic(ValueError):
+    """A topic the service cannot track: names the field."""
+
+    def __init__(self, field: str, reason: str):
+        self.field = field
+        super().__init__(f"{field}: {reason}")
 
 
 def choose_topic(session: Session, taxonomy: Taxonomy, month: str, category: str, title: str | None, chosen_by: str,
                  at: datetime) -> TopicRow:
+    """Checked before anything is stored: a topic whose month cannot be tracked is never written."""
+    year = int(month[:4]) if month[:4].isdigit() else 0
+    if not 1900 <= year <= 2998:
+        raise InvalidTopic("month", f"{month} is out of range (years 1900–2998)")
     node = taxonomy.categories.find(category)
     if node is None:
-        raise UnknownCategory(f"{category!r} is not in the category tree")
+        raise InvalidTopic("category", f"{category!r} is not in the category tree")
     topic = TopicRow(month=month, category=node.label, level=node.level, title=title or node.label,
                      chosen_by=chosen_by, chosen_at=at)
     session.add(topic)
@@ -37,4 +45,4 @@ def list_topics(session: Session) -> list[TopicRow]:
 
 
 def get_topic(session: Session, topic_id: int) -> TopicRow | None:
-    return session.get(TopicRow, topic_id)
+    return session.get(TopicRow, topic_id) if 0 < topic_id <= MAX_ID else None

@@ -3,6 +3,8 @@
 The schema is owned by Alembic (``serving/store/migrations``); ``migrate(url)`` upgrades a database to
 the newest revision, and the service and the CLI call it on start, so a new database needs no manual step.
 SQLite gets foreign keys switched on and a busy timeout, so that two writers wait rather than fail.
+Engines hide statement parameters in their errors and logs: a failed insert must not write the appeal's
+text or the caller's phone into a log line.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, busy_timeout_s: float = 30) -> Engine:
+    """``busy_timeout_s``: how long a statement waits for a lock (SQLite) or a pooled connection."""
     if url.startswith("sqlite"):
         database = url.split("///", 1)[-1]
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_timeout_s},
+                               hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(connection, _record):  # pragma: no cover - trivial
@@ -32,7 +36,7 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, pool_timeout=busy_timeout_s, hide_parameters=True)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

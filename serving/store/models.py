@@ -11,6 +11,8 @@ from sqlalchemy.types import TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
+MAX_ID = 2**31 - 1  # ids are INTEGER columns: a larger id names no row (the API answers 404, not a database error)
+
 class UTCDateTime(TypeDecorator):
     """Timestamps are stored in UTC and always come back timezone-aware (SQLite keeps no zone)."""
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from serving.api.deps import Admin, CurrentActor, SessionDep, StateDep
 from serving.api.schemas import HealthOut, ReadyOut
 from serving.model.bundle import BundleError
-from serving.services.tickets import status_counts
+from serving.services.tickets import TicketService, status_counts
 from serving.store.db import ping
 
 router = APIRouter(tags=["operations"])
@@ -21,8 +21,10 @@ def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=ReadyOut, summary="Database reachable and a model loaded")
+@router.get("/readyz", response_model=ReadyOut, summary="Database reachable (503 if not); without a model: degraded")
 def readyz(state: StateDep, session: SessionDep, response: Response) -> dict:
+    """ready: the database answers and a model is loaded. degraded (200): no model — intake still takes
+    appeals and queues them for review (``no_model``). not ready (503): the database does not answer."""
     checks = {}
     try:
         ping(session)
@@ -30,9 +32,10 @@ def readyz(state: StateDep, session: SessionDep, response: Response) -> dict:
     except Exception as exc:  # noqa: BLE001 - any database failure means not ready
         checks["database"] = f"error: {type(exc).__name__}"
     checks["model"] = "ok" if state.predictor is not None else f"error: {state.model_error or 'no model loaded'}"
-    ready = all(v == "ok" for v in checks.values())
-    response.status_code = 200 if ready else 503
-    return {"status": "ready" if ready else "not ready", "checks": checks}
+    if checks["database"] != "ok":
+        response.status_code = 503
+        return {"status": "not ready", "checks": checks}
+    return {"status": "ready" if checks["model"] == "ok" else "degraded", "checks": checks}
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
@@ -71,7 +74,9 @@ def current_model(state: StateDep, actor: CurrentActor) -> ModelInfo:
 
 
 @router.post("/v1/models/reload", response_model=ModelInfo, summary="Load a bundle without restarting (admin)")
-def reload_model(state: StateDep, actor: Admin, body: ReloadBody | None = None) -> ModelInfo:
+def reload_model(state: StateDep, session: SessionDep, actor: Admin, body: ReloadBody | None = None) -> ModelInfo:
+    """Load a bundle; the old one keeps serving unless the new one loads completely. Tickets received
+    while no model was loaded (queued with ``no_model``) are then classified and dispatched."""
     path = Path(body.path) if body and body.path else state.model_path or state.settings.model_path
     if path is None:
         raise HTTPException(422, "path: no bundle path given and none configured")
@@ -79,4 +84,5 @@ def reload_model(state: StateDep, actor: Admin, body: ReloadBody | None = None) 
         state.load_model(path)
     except (BundleError, OSError, ValueError) as exc:
         raise HTTPException(422, f"path: the bundle was refused, the previous model keeps serving ({exc})") from None
+    TicketService(session, state.taxonomy, state.predictor, state.settings.review_threshold).classify_waiting()
     return model_info(state)

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response
 
-from serving.api.deps import CurrentActor, IntakeActor, IntakeServiceDep, StateDep, TicketServiceDep
+from serving.api.deps import CurrentActor, IntakeActor, StateDep, TicketServiceDep
 from pydantic import Field, create_model
 
 from serving.api.schemas import AppealIn, TicketOut, require_timezone
@@ -25,7 +25,7 @@ TicketId = Annotated[int, Path(ge=1, le=2**62, description="The ticket number")]
 
 
 @router.post("/appeals", status_code=201, response_model=TicketOut, summary="Receive an appeal (受理)")
-def receive_appeal(body: AppealIn, actor: IntakeActor, state: StateDep, svc: IntakeServiceDep, response: Response,
+def receive_appeal(body: AppealIn, actor: IntakeActor, state: StateDep, svc: TicketServiceDep, response: Response,
                    request: Request,
                    idempotency_key: Annotated[str | None, Header(max_length=180)] = None) -> TicketOut:
     if body.at is not None and actor.role != "admin":

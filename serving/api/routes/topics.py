@@ -12,7 +12,7 @@ from serving.analytics.topics import candidates, track
 from serving.api.deps import Analyst, CurrentActor, SessionDep, StateDep
 from serving.api.schemas import TopicCandidatesOut, TopicOut, TopicSummary
 from serving.services import topics as topic_service
-from serving.services.topics import UnknownCategory
+from serving.services.topics import InvalidTopic
 from serving.store.models import TopicRow
 
 router = APIRouter(tags=["analytics"])
@@ -50,8 +50,8 @@ def choose_topic(body: TopicIn, state: StateDep, session: SessionDep, actor: Ana
     try:
         topic = topic_service.choose_topic(session, state.taxonomy, body.month, body.category, body.title, actor.name,
                              datetime.now(timezone.utc))
-    except UnknownCategory as exc:
-        raise HTTPException(422, {"message": str(exc), "field": "category"}) from None
+    except InvalidTopic as exc:
+        raise HTTPException(422, {"message": str(exc), "field": exc.field}) from None
     return topic_out(topic, state, session)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import parse_qs, quote
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -57,7 +57,14 @@ def page(request: Request, name: str, **context) -> HTMLResponse:
 
 
 async def form(request: Request) -> dict[str, str]:
-    return {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8")).items()}
+    """The form's fields; a body that is not UTF-8, or holds a NUL, is the client's fault (400)."""
+    try:
+        fields = parse_qs((await request.body()).decode("utf-8"), errors="strict")
+    except UnicodeDecodeError:
+        raise HTTPException(400, "the form is not UTF-8") from None
+    if any("\x00" in k or any("\x00" in v for v in values) for k, values in fields.items()):
+        raise HTTPException(400, "the form holds a NUL character")
+    return {k: v[0] for k, v in fields.items()}
 
 
 @router.get("/login", response_class=HTMLResponse)
