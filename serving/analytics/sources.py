@@ -9,18 +9,22 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from serving.domain.privacy import mask
+
 from serving.analytics.hotspots import Appeal
 from serving.store.models import TicketRow, UnitRow
 
 
 def appeals_from_store(session: Session, start: datetime, end: datetime, category: str | None = None) -> list[Appeal]:
-    """The period's tickets as appeals; ``category`` (a path at any level) keeps those filed under it."""
+    """The period's tickets as appeals, their texts masked (``serving.domain.privacy``: hotspots, alerts,
+    the ledger and reports never carry a citizen's numbers); ``category`` (a path at any level) keeps those
+    filed under it."""
     names = dict(session.execute(select(UnitRow.id, UnitRow.name)).all())
     query = select(TicketRow.id, TicketRow.title, TicketRow.text, TicketRow.received_at, TicketRow.street_id,
                    TicketRow.category).where(TicketRow.received_at >= start, TicketRow.received_at < end)
     if category:
         query = query.where((TicketRow.category == category) | TicketRow.category.startswith(category + "/"))
-    return [Appeal(id=str(r.id), title=r.title, text=r.text, at=r.received_at,
+    return [Appeal(id=str(r.id), title=mask(r.title), text=mask(r.text), at=r.received_at,
                    place=names.get(r.street_id) if r.street_id else None, category=r.category)
             for r in session.execute(query).all()]
 

@@ -19,7 +19,7 @@ from fastapi.responses import RedirectResponse
 from serving.api import errors
 from serving.api.guards import GuardMiddleware
 from serving.api.metrics import Metrics, MetricsMiddleware
-from serving.api.routes import analytics, ledger, ops, reports, review, scores, tickets, topics, ui, units
+from serving.api.routes import analytics, keys, ledger, ops, reports, review, scores, tickets, topics, ui, units
 from serving.api.state import ServiceState
 from serving.model.bundle import BundleError
 from serving.services.keys import create_key
@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
     # the guard inside the metrics (which count its refusals): the last added is the outermost
     app.add_middleware(GuardMiddleware, max_body_bytes=state.settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware)
-    for module in (tickets, review, scores, units, analytics, topics, ledger, reports, ops):
+    for module in (tickets, review, scores, units, analytics, topics, ledger, reports, ops, keys):
         app.include_router(module.router)
     app.include_router(analytics.alerts_router)
     app.include_router(ui.router)
@@ -99,4 +99,8 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
     @app.exception_handler(ui.SignIn)
     async def _sign_in(request, exc):  # pragma: no cover - trivial
         return RedirectResponse("/ui/login", status_code=303)
+
+    @app.exception_handler(ui.UiForbidden)
+    async def _forbidden(request, exc):
+        return ui.page(request, "ui/forbidden.html.j2", actor=None, message=str(exc), status_code=403)
     return app

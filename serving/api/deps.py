@@ -14,7 +14,7 @@ from serving.domain.workflow import Actor
 from serving.services.keys import authenticate
 from serving.services.tickets import TicketService
 
-_bearer = HTTPBearer(auto_error=False, description="An API key: Authorization: Bearer <key>")
+bearer = HTTPBearer(auto_error=False, description="An API key: Authorization: Bearer <key>")
 
 
 def get_state(request: Request) -> ServiceState:
@@ -34,7 +34,7 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 
 def get_actor(session: SessionDep,
-              credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Actor:
+              credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Actor:
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise HTTPException(401, "missing API key: send Authorization: Bearer <key>",
                             headers={"WWW-Authenticate": "Bearer"})

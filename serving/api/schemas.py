@@ -101,6 +101,7 @@ class TicketOut(BaseModel):
     channel: str
     title: str
     text: str
+    caller: Caller | None = Field(None, description="Only for the roles that need it (docs/PRIVACY.md)")
     classification: Classification
     dispatch: Dispatch
     unreasonable: bool

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from serving.api.schemas import Category, Classification, Dispatch, EventOut, TicketOut, UnitRef
+from serving.api.schemas import Caller, Category, Classification, Dispatch, EventOut, TicketOut, UnitRef
+from serving.domain.privacy import VIEWS, View, shown, shown_payload
 from serving.store.models import TicketRow
 from taxonomy import Taxonomy
 
@@ -14,12 +15,17 @@ def unit_ref(unit_id: str | None, taxonomy: Taxonomy) -> UnitRef | None:
     return UnitRef(id=unit_id, name=unit.name if unit else unit_id, kind=unit.kind if unit else "unknown")
 
 
-def ticket_out(ticket: TicketRow, taxonomy: Taxonomy, with_events: bool = False) -> TicketOut:
+def ticket_out(ticket: TicketRow, taxonomy: Taxonomy, with_events: bool = False, view: View = VIEWS["admin"],
+               events=None) -> TicketOut:
+    """The ticket as ``view`` may see it (``serving.domain.privacy``); ``events``: the ones to show, when
+    not all (a unit that no longer has the ticket sees its own part only)."""
     c = ticket.classification
     co = [u.unit_id for u in ticket.units if u.active and u.role == "co"]
     return TicketOut(
         ticket_id=ticket.id, status=ticket.status, received_at=ticket.received_at, channel=ticket.channel,
-        title=ticket.title, text=ticket.text,
+        title=shown(ticket.title, view), text=shown(ticket.text, view),
+        caller=Caller(name=ticket.caller_name, phone=ticket.caller_phone)
+        if view.caller and (ticket.caller_name or ticket.caller_phone) else None,
         classification=Classification(
             category=Category(label=ticket.category, confidence=ticket.category_confidence,
                               top3=[tuple(x) for x in c.get("category_top3", [])],
@@ -34,6 +40,7 @@ def ticket_out(ticket: TicketRow, taxonomy: Taxonomy, with_events: bool = False)
                           respond_by=ticket.respond_by, resolve_by=ticket.resolve_by),
         unreasonable=ticket.unreasonable, group_appeal=ticket.group_appeal, long_standing=ticket.long_standing,
         group_id=ticket.group_id, duplicate_of=ticket.duplicate_of,
-        events=[EventOut(id=e.id, kind=e.kind, actor=e.actor, unit_id=e.unit_id, at=e.at, payload=e.payload)
-                for e in ticket.events] if with_events else None,
+        events=[EventOut(id=e.id, kind=e.kind, actor=e.actor, unit_id=e.unit_id, at=e.at,
+                         payload=shown_payload(e.payload, view))
+                for e in (ticket.events if events is None else events)] if with_events else None,
     )

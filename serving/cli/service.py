@@ -69,14 +69,64 @@ def serve(
 def keys_create(
     role: Annotated[str, typer.Option("--role", help="intake, unit, reviewer, callback, analyst or admin.")],
     unit: Annotated[Optional[str], typer.Option("--unit", help="The unit a unit key acts for.")] = None,
+    label: Annotated[Optional[str], typer.Option("--label", help="Who holds the key (shown by keys list).")] = None,
+    expires: Annotated[Optional[str], typer.Option("--expires", help="Expiry: a date (end of that day in the "
+                                                   "profile's time zone) or a time with its zone.")] = None,
     database_url: DbOpt = None,
 ) -> None:
     """Create an API key and print it (only its hash is stored)."""
     from serving.services.keys import create_key
 
-    session, _ = _synced_session(_settings(database_url))
+    session, taxonomy = _synced_session(_settings(database_url))
     with session:
-        typer.echo(create_key(session, role, unit))
+        typer.echo(create_key(session, role, unit, label=label, expires_at=_expiry(expires, taxonomy.timezone)))
+
+
+def _expiry(value: str | None, tz) -> datetime | None:
+    from datetime import date, time, timedelta
+
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value) + timedelta(days=1), time(), tz)
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"--expires: {value!r} is not a date (2027-06-30) or a time (2027-06-30T18:00:00+08:00)") \
+            from None
+    if moment.tzinfo is None:
+        raise ValueError("--expires: give a timezone, e.g. 2027-06-30T18:00:00+08:00")
+    return moment
+
+
+@keys_app.command("list")
+def keys_list(
+    all_: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
+    database_url: DbOpt = None,
+) -> None:
+    """The keys by number: role, unit, label, created, expires, state (no secret is shown or stored)."""
+    from serving.services.keys import key_record, list_keys
+
+    with _session(_settings(database_url)) as session:
+        for row in list_keys(session, include_revoked=all_):
+            r = key_record(row)
+            typer.echo("\t".join(str(x) if x is not None else "-" for x in (
+                r["id"], r["role"], r["unit_id"], r["label"], r["created_at"].isoformat(timespec="seconds"),
+                r["expires_at"].isoformat(timespec="seconds") if r["expires_at"] else None, r["state"])))
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[int, typer.Argument(help="The key's number (keys list).")],
+                database_url: DbOpt = None) -> None:
+    """Revoke a key: it is refused from the next request on."""
+    from serving.services.keys import revoke_key
+
+    with _session(_settings(database_url)) as session:
+        try:
+            row = revoke_key(session, key_id)
+        except LookupError as exc:
+            raise ValueError(str(exc)) from None
+        typer.echo(f"key {row.id} ({row.role}) revoked at {row.revoked_at.isoformat(timespec='seconds')}")
 
 
 @units_app.command("import")
@@ -139,6 +189,7 @@ def corrections_export(out: Annotated[Path, typer.Option("--out", help="JSONL fi
     """Write reviewer corrections in the training data format (title, text, category, urgency, …)."""
     from sqlalchemy import select
 
+    from serving.domain.privacy import mask
     from serving.store.models import CorrectionRow
 
     session, _ = _synced_session(_settings(database_url))
@@ -146,7 +197,7 @@ def corrections_export(out: Annotated[Path, typer.Option("--out", help="JSONL fi
     with session, out.open("w", encoding="utf-8") as fh:
         for row in session.execute(select(CorrectionRow).order_by(CorrectionRow.id)).scalars():
             fh.write(json.dumps({
-                "id": f"correction-{row.id}", "title": row.title, "text": row.text, "category": row.category,
+                "id": f"correction-{row.id}", "title": mask(row.title), "text": mask(row.text), "category": row.category,
                 "urgency": row.urgency, "appeal_type": row.appeal_type, "unit": row.unit_id or "",
                 "department": row.department or "", "company": row.company or "",
                 "district": row.district_id or "", "created_at": row.created_at.isoformat()},

@@ -21,6 +21,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from serving.domain.privacy import mask
+
 from serving.analytics.alerts import alerts_between
 from serving.analytics.hotspots import find_hotspots
 from serving.analytics.sources import appeals_from_store
@@ -115,6 +117,7 @@ def build_report(session: Session, taxonomy: Taxonomy, kind: str, day: date) -> 
         charts["categories"] = _svg(lambda ax: (ax.barh([r["category"] or "未分类" for r in top][::-1],
                                                         [r["appeals"] for r in top][::-1]), ax.set_xlabel("诉求量")))
     environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
+    environment.filters["masked"] = mask  # a report is read widely: no citizen's numbers in it
     return environment.get_template("report.html.j2").render(
         kind=kind, kind_name=KINDS[kind], period=period, generated=datetime.now(taxonomy.timezone),
         summary=summary[0] if summary else None, charts=charts,

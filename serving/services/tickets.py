@@ -17,7 +17,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from serving.domain import supervision, workflow
 from serving.domain.dispatch import DispatchDecision, DispatchPolicy, decide_dispatch, deadlines
 from serving.domain.actions import InvalidAction  # noqa: F401 - raised by act(); the edges catch it from here
-from serving.domain.enums import EventKind, Mode, Status
+from serving.domain.enums import EventKind, Mode, Role, Status
 from serving.domain.workflow import Actor, IllegalTransition, NotPermitted  # noqa: F401 - as above
 from serving.services.groups import assign_group, find_repeat
 from serving.model.predictor import AppealInput, Classification, Predictor, RulesOnly, validate_appeal
@@ -71,7 +71,8 @@ class TicketService:
         repeat_of = find_repeat(self.session, self.taxonomy.groups, appeal.caller_phone, appeal.title, appeal.text,
                                 received_at)
         ticket = TicketRow(
-            received_at=received_at, channel=appeal.channel, title=appeal.title, text=appeal.text,
+            received_at=received_at, received_by=actor.name, channel=appeal.channel, title=appeal.title,
+            text=appeal.text,
             address=appeal.address, caller_name=appeal.caller_name, caller_phone=appeal.caller_phone,
             status=Status.REVIEW if decision.mode == Mode.REVIEW else Status.DISPATCHED, mode=decision.mode,
             primary_unit_id=decision.primary_unit_id, respond_by=decision.respond_by, resolve_by=decision.resolve_by,
@@ -212,13 +213,41 @@ class TicketService:
         return ticket
 
     def visible_to(self, ticket: TicketRow, actor: Actor) -> bool:
-        if actor.role != "unit":
-            return True
-        return any(u.unit_id == actor.unit_id for u in ticket.units)
+        """Rules: a unit reads the tickets it has or had (``events_for`` limits what it sees of the
+        latter); the intake role reads the tickets it received; the other roles read every ticket (what
+        of it they see: ``serving.domain.privacy``)."""
+        if actor.role == Role.UNIT:
+            return any(u.unit_id == actor.unit_id for u in ticket.units)
+        if actor.role == Role.INTAKE:
+            return ticket.received_by == actor.name
+        return True
+
+    def events_for(self, ticket: TicketRow, actor: Actor) -> list[EventRow]:
+        """Every event, except for a unit that no longer has the ticket: the events up to the one that
+        ended its part (a return, a reassignment), so it never reads the next unit's work."""
+        events = list(ticket.events)
+        if actor.role != Role.UNIT or any(u.active and u.unit_id == actor.unit_id for u in ticket.units):
+            return events
+        members: set[str] = set()
+        last = -1
+        for index, event in enumerate(events):
+            had = actor.unit_id in members
+            if event.kind in (EventKind.DISPATCHED, EventKind.ASSIGNED):
+                members = {event.payload.get("primary_unit_id"), *event.payload.get("co_unit_ids", [])}
+            elif event.kind == EventKind.RETURNED:
+                members = set()
+            elif event.kind == EventKind.WHISTLED:
+                members |= set(event.payload.get("unit_ids", []))
+            if had or actor.unit_id in members:
+                last = index
+        return events[:last + 1]
 
     def list(self, *, status: str | None = None, unit_id: str | None = None, overdue: bool | None = None,
-             limit: int = 100, offset: int = 0, at: datetime | None = None, events: bool = False) -> list[TicketRow]:
+             limit: int = 100, offset: int = 0, at: datetime | None = None, events: bool = False,
+             received_by: str | None = None) -> list[TicketRow]:
         query = select(TicketRow).options(selectinload(TicketRow.units)).order_by(TicketRow.id)
+        if received_by:
+            query = query.where(TicketRow.received_by == received_by)
         if events:
             query = query.options(selectinload(TicketRow.events))
         if status:

@@ -63,6 +63,7 @@ class TicketRow(Base):
     __tablename__ = "tickets"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    received_by: Mapped[str | None] = mapped_column(String(64), index=True)  # the intake key's actor name
     channel: Mapped[str] = mapped_column(String(16))
     title: Mapped[str] = mapped_column(Text, default="")
     text: Mapped[str] = mapped_column(Text)
@@ -170,13 +171,15 @@ class EventRow(Base):
 
 class ApiKeyRow(Base):
     __tablename__ = "api_keys"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)  # names the key; no part of it
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
     role: Mapped[str] = mapped_column(String(16))
     unit_id: Mapped[str | None] = mapped_column(String(64))
+    label: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class IdempotencyRow(Base):

@@ -16,10 +16,14 @@ def test_health_and_readiness(base_url):
         assert "/v1/appeals" in c.get("/openapi.json").json()["paths"]
 
 
-def test_metrics_count_requests_predictions_and_tickets(admin, base_url):
+def test_metrics_count_requests_predictions_and_tickets(admin, base_url, make_key):
     admin.post("/v1/appeals", json={"text": "朝阳区望京街道的路灯坏了一个星期。"})
-    with client(base_url, None) as c:
-        text = c.get("/metrics").text
+    with client(base_url, None) as anonymous:
+        assert anonymous.get("/metrics").status_code == 401
+    with client(base_url, make_key("intake")) as intake:
+        assert intake.get("/metrics").status_code == 403
+    with client(base_url, make_key("analyst")) as analyst:
+        text = analyst.get("/metrics").text
     assert "jiesu_http_requests_total" in text and "jiesu_http_request_seconds_bucket" in text
     assert "jiesu_predictions_total{" in text and 'jiesu_tickets{status="dispatched"}' in text
 

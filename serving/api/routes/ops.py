@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
 
-from serving.api.deps import Admin, CurrentActor, SessionDep, StateDep
+from serving.api.deps import Admin, CurrentActor, SessionDep, StateDep, bearer, get_actor, require
 from serving.api.schemas import HealthOut, ReadyOut
 from serving.model.bundle import BundleError
 from serving.services.tickets import TicketService, status_counts
@@ -40,7 +42,12 @@ def readyz(state: StateDep, session: SessionDep, response: Response) -> dict:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
-def metrics(request: Request, session: SessionDep) -> Response:
+def metrics(request: Request, state: StateDep, session: SessionDep,
+            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None) -> Response:
+    """Needs an admin or analyst key (a Prometheus scraper sends it as a bearer token), unless
+    ``JIESU_METRICS_PUBLIC`` is set for a deployment that exposes the port only to its monitoring."""
+    if not state.settings.metrics_public:
+        require(get_actor(session, credentials), "analyst")
     counts = status_counts(session)
     return Response(request.app.state.metrics.render(counts), media_type="text/plain; version=0.0.4")
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from serving.api.deps import Reviewer, TicketServiceDep
 from serving.api.schemas import ReviewItem
 from serving.domain.enums import EventKind
+from serving.domain.privacy import mask
 
 router = APIRouter(prefix="/v1/review", tags=["review"])
 
@@ -36,7 +37,7 @@ def review_queue(svc: TicketServiceDep, actor: Reviewer,
     items = []
     for ticket in svc.review_queue(limit, offset):
         items.append(ReviewItem(
-            ticket_id=ticket.id, received_at=ticket.received_at, title=ticket.title, text=ticket.text,
+            ticket_id=ticket.id, received_at=ticket.received_at, title=mask(ticket.title), text=mask(ticket.text),
             reasons=review_reasons(ticket), suggestions=[tuple(x) for x in ticket.classification.get("category_top3", [])],
             district=ticket.classification.get("district"), street=ticket.classification.get("street")))
     return items

@@ -19,6 +19,7 @@ from serving.domain.actions import BODIES
 from serving.domain.workflow import Actor, IllegalTransition, NotPermitted
 from serving.services.tickets import Conflict, InvalidAction, TicketNotFound, now
 from serving.domain.enums import Status
+from serving.domain.privacy import view_for
 
 router = APIRouter(prefix="/v1", tags=["tickets"])
 TicketId = Annotated[int, Path(ge=1, le=2**62, description="The ticket number")]
@@ -45,7 +46,7 @@ def receive_appeal(body: AppealIn, actor: IntakeActor, state: StateDep, svc: Tic
         response.status_code = 200
     else:
         request.app.state.metrics.record_ticket(ticket)
-    return ticket_out(ticket, state.taxonomy)
+    return ticket_out(ticket, state.taxonomy, view=view_for(actor.role))
 
 
 @router.get("/tickets/{ticket_id}", response_model=TicketOut, summary="A ticket with its events")
@@ -55,8 +56,10 @@ def get_ticket(ticket_id: TicketId, svc: TicketServiceDep, actor: CurrentActor) 
     except TicketNotFound:
         raise HTTPException(404, f"ticket {ticket_id} not found") from None
     if not svc.visible_to(ticket, actor):
-        raise HTTPException(403, f"ticket {ticket_id} is not with unit {actor.unit_id}")
-    return ticket_out(ticket, svc.taxonomy, with_events=True)
+        raise HTTPException(403, f"ticket {ticket_id} is not visible to this key"
+                                 + (f" (unit {actor.unit_id})" if actor.unit_id else ""))
+    return ticket_out(ticket, svc.taxonomy, with_events=True, view=view_for(actor.role),
+                      events=svc.events_for(ticket, actor))
 
 
 @router.get("/tickets", response_model=list[TicketOut], summary="List tickets (overdue=true: 督办 list)")
@@ -69,8 +72,10 @@ def list_tickets(svc: TicketServiceDep, actor: CurrentActor,
         if unit_id and unit_id != actor.unit_id:
             raise HTTPException(403, f"unit_id: a unit key sees only its own tickets ({actor.unit_id})")
         unit_id = actor.unit_id
-    tickets = svc.list(status=status, unit_id=unit_id, overdue=overdue, limit=limit, offset=offset)
-    return [ticket_out(t, svc.taxonomy) for t in tickets]
+    received_by = actor.name if actor.role == "intake" else None  # the intake desk lists what it received
+    tickets = svc.list(status=status, unit_id=unit_id, overdue=overdue, limit=limit, offset=offset,
+                       received_by=received_by)
+    return [ticket_out(t, svc.taxonomy, view=view_for(actor.role)) for t in tickets]
 
 
 def _api_body(action: str, model):
@@ -112,7 +117,8 @@ def _action_route(action: str, model) -> None:
             raise HTTPException(422, {"message": str(exc), "field": exc.field}) from None
         except Conflict as exc:
             raise HTTPException(409, {"message": str(exc), "status": svc.get(ticket_id).status}) from None
-        return ticket_out(ticket, svc.taxonomy, with_events=True)
+        return ticket_out(ticket, svc.taxonomy, with_events=True, view=view_for(actor.role),
+                          events=svc.events_for(ticket, actor))
 
     act.__name__ = f"act_{action.replace('-', '_')}"
     router.post(f"/tickets/{{ticket_id}}/{action}", response_model=TicketOut, summary=(model.__doc__ or action).split(":")[0],

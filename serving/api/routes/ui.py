@@ -20,6 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from serving.api.deps import SessionDep, StateDep, TicketServiceDep
 from serving.api.routes.review import review_reasons
 from serving.domain.enums import EVENT_NAMES, STATUS_NAMES
+from serving.domain.privacy import mask, shown, shown_payload, view_for
 from serving.domain.workflow import Actor, IllegalTransition, NotPermitted
 from serving.services.keys import authenticate
 from serving.services.tickets import Conflict, InvalidAction, TicketNotFound
@@ -51,9 +52,30 @@ def ui_actor(request: Request, session: SessionDep) -> Actor:
 UiActor = Annotated[Actor, Depends(ui_actor)]
 
 
-def page(request: Request, name: str, **context) -> HTMLResponse:
+class UiForbidden(Exception):
+    """The signed-in key's role may not see this page (the same roles as its API)."""
+
+    def __init__(self, role: str, roles: tuple[str, ...]):
+        super().__init__(f"{role} 角色无权查看此页面（需要：{'、'.join(roles)}）")
+
+
+def ui_role(*roles: str):
+    def check(actor: UiActor) -> Actor:
+        if actor.role != "admin" and actor.role not in roles:
+            raise UiForbidden(actor.role, roles)
+        return actor
+
+    return check
+
+
+UiReviewer = Annotated[Actor, Depends(ui_role("reviewer"))]  # as /v1/review and the assign action
+UiAnalyst = Annotated[Actor, Depends(ui_role("analyst", "reviewer"))]  # as /v1/analytics
+
+
+def page(request: Request, name: str, status_code: int = 200, **context) -> HTMLResponse:
     return templates.TemplateResponse(request, name, {"flash": request.query_params.get("flash"),
-                                                      "error": request.query_params.get("error"), **context})
+                                                      "error": request.query_params.get("error"), **context},
+                                      status_code=status_code)
 
 
 async def form(request: Request) -> dict[str, str]:
@@ -90,8 +112,9 @@ def logout():
 
 
 @router.get("", include_in_schema=False)
-def home():
-    return RedirectResponse("/ui/queue", status_code=303)
+def home(actor: UiActor):
+    target = {"reviewer": "queue", "admin": "queue", "analyst": "hotspots"}.get(actor.role, "rankings")
+    return RedirectResponse(f"/ui/{target}", status_code=303)
 
 
 REASONS = {"low_confidence": "置信度不足", "no_place": "无法确定地点", "no_owner": "分类无主责部门",
@@ -118,7 +141,7 @@ def review_explained(ticket) -> list[str]:
 
 
 @router.get("/queue", response_class=HTMLResponse)
-def queue(request: Request, state: StateDep, session: SessionDep, svc: TicketServiceDep, actor: UiActor):
+def queue(request: Request, state: StateDep, session: SessionDep, svc: TicketServiceDep, actor: UiReviewer):
     tickets = svc.review_queue(limit=200)
     labels = unit_labels(session)
     units = state.taxonomy.units
@@ -129,7 +152,7 @@ def queue(request: Request, state: StateDep, session: SessionDep, svc: TicketSer
         department = units.department(c["department"], district.district_code if district else None) \
             if c.get("department") else None
         place = t.street_id or t.district_id
-        items.append({"id": t.id, "received_at": t.received_at, "title": t.title, "text": t.text,
+        items.append({"id": t.id, "received_at": t.received_at, "title": mask(t.title), "text": mask(t.text),
                       "reasons": review_explained(t), "suggestions": c.get("category_top3", []),
                       "guess": "/".join(c.get("category_guess") or [c.get("category", "")]),
                       "category": t.category, "urgency": t.urgency, "appeal_type": t.appeal_type,
@@ -143,7 +166,7 @@ def queue(request: Request, state: StateDep, session: SessionDep, svc: TicketSer
 
 
 @router.post("/tickets/{ticket_id}/assign")
-async def assign(ticket_id: int, request: Request, session: SessionDep, svc: TicketServiceDep, actor: UiActor):
+async def assign(ticket_id: int, request: Request, session: SessionDep, svc: TicketServiceDep, actor: UiReviewer):
     data = await form(request)
     by_label = {label: unit_id for unit_id, label in unit_labels(session).items()}
     primary = data.get("primary_unit", "").strip()
@@ -179,8 +202,12 @@ def ticket(ticket_id: int, request: Request, state: StateDep, svc: TicketService
     except TicketNotFound:
         return RedirectResponse(f"/ui/queue?error={quote(f'工单 {ticket_id} 不存在')}", status_code=303)
     if not svc.visible_to(t, actor):
-        return RedirectResponse(f"/ui/queue?error={quote('无权查看该工单')}", status_code=303)
-    return page(request, "ui/ticket.html.j2", actor=actor, t=t, names={u.id: u.name for u in state.taxonomy.units})
+        raise UiForbidden(actor.role, ("承办该工单的单位", "reviewer", "analyst", "callback"))
+    view = view_for(actor.role)
+    events = [(e, shown_payload(e.payload, view)) for e in svc.events_for(t, actor)]
+    return page(request, "ui/ticket.html.j2", actor=actor, t=t, text=shown(f"{t.title} {t.text}", view),
+                events=events, caller=(t.caller_name, t.caller_phone) if view.caller else None,
+                names={u.id: u.name for u in state.taxonomy.units})
 
 
 @router.get("/rankings", response_class=HTMLResponse)
@@ -191,13 +218,15 @@ def rankings(request: Request, state: StateDep, session: SessionDep, actor: UiAc
     month = month or datetime.now(state.taxonomy.timezone).strftime("%Y-%m")
     try:
         scores = monthly_scores(session, state.taxonomy, month, level)
+        if actor.role == "unit":  # as /v1/scores: a unit sees its own line
+            scores = [s for s in scores if s.unit_id == actor.unit_id]
     except ValueError as exc:
         return page(request, "ui/rankings.html.j2", actor=actor, month=month, level=level, scores=[], error=str(exc))
     return page(request, "ui/rankings.html.j2", actor=actor, month=month, level=level, scores=scores)
 
 
 @router.get("/hotspots", response_class=HTMLResponse)
-def hotspots(request: Request, state: StateDep, session: SessionDep, actor: UiActor, days: int = 7):
+def hotspots(request: Request, state: StateDep, session: SessionDep, actor: UiAnalyst, days: int = 7):
     from serving.analytics.alerts import alerts_between
     from serving.analytics.hotspots import find_hotspots
     from serving.analytics.sources import appeals_from_store
