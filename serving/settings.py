@@ -18,7 +18,7 @@ class Settings(BaseSettings):
                                                           "before it answers 503 with Retry-After")
     clock_skew_s: float = Field(300, ge=0, description="How far in the future a received_at may lie (clocks differ)")
     database_url: str = Field("sqlite:///var/jiesu.db", description="SQLAlchemy URL: sqlite:///… or postgresql+psycopg://…")
-    model_path: Path | None = Field(None, description="Model bundle directory; the service refuses to start without one")
+    model_path: Path | None = Field(None, description="Model bundle directory; without one the service runs degraded (intake queues appeals for review)")
     bootstrap_admin_key: str | None = Field(None, description="An admin API key created at start when not yet present")
     review_threshold: float | None = Field(None, ge=0, le=1, description="Category confidence below which a ticket goes to review; default from the profile's dispatch.yaml")
     profile: str = Field("beijing", description="Taxonomy profile name or directory")

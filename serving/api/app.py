@@ -4,7 +4,9 @@ On start: open the database and upgrade its schema, sync the profile's units, se
 key, load the model. A missing or bad model leaves the service up and degraded (``/readyz`` says so):
 intake still takes appeals and queues them for review (``no_model``) until an operator fixes the model
 and ``POST /v1/models/reload``, which classifies and dispatches the waiting ones. While running, a background thread flags overdue
-tickets (督办) every ``JIESU_SUPERVISE_INTERVAL_S`` seconds.
+tickets (督办) every ``JIESU_SUPERVISE_INTERVAL_S`` seconds — in one process of the deployment only
+(``store.locks``), however many workers ``jiesu serve --workers N`` starts. ``app_from_env`` is the
+factory each worker process calls.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from serving.model.bundle import BundleError
 from serving.services.keys import create_key
 from serving.settings import Settings
 from serving.store.db import make_engine, migrate, session_factory
+from serving.store.locks import Leader, deployment_lock
 from serving.services.units import sync_units
 from taxonomy import load_taxonomy
 
@@ -34,12 +37,13 @@ logger = logging.getLogger("jiesu")
 def build_state(settings: Settings) -> ServiceState:
     taxonomy = load_taxonomy(settings.profile, data_dir=settings.data_dir)
     engine = make_engine(settings.database_url, settings.db_busy_timeout_s)
-    migrate(engine)
     sessions = session_factory(engine)
-    with sessions() as session:
-        sync_units(session, taxonomy)
-        if settings.bootstrap_admin_key:
-            create_key(session, "admin", key=settings.bootstrap_admin_key)
+    with deployment_lock(engine, "startup"):  # several workers start at once: one migrates and syncs at a time
+        migrate(engine)
+        with sessions() as session:
+            sync_units(session, taxonomy)
+            if settings.bootstrap_admin_key:
+                create_key(session, "admin", key=settings.bootstrap_admin_key)
     state = ServiceState(settings=settings, engine=engine, sessions=sessions, taxonomy=taxonomy, profile=taxonomy)
     with sessions() as session:
         state.refresh_units(session, force=True)
@@ -58,16 +62,20 @@ def build_state(settings: Settings) -> ServiceState:
     return state
 
 
-def supervision_loop(state: ServiceState, stop: threading.Event) -> None:
-    """督办: flag overdue tickets every ``supervise_interval_s`` seconds until the app stops."""
+def supervision_loop(state: ServiceState, stop: threading.Event, leader: Leader) -> None:
+    """督办: flag overdue tickets every ``supervise_interval_s`` seconds until the app stops — in the one
+    process of the deployment that leads the sweep (the others wait to take over)."""
     from serving.services.tickets import TicketService
 
     while not stop.wait(state.settings.supervise_interval_s):
+        if not leader.held():
+            continue
         try:
             with state.sessions() as session:
                 TicketService(session, state.taxonomy, None, None).supervise()
         except Exception:  # noqa: BLE001 - a failed sweep is logged and retried next interval
             logger.exception("supervision sweep failed")
+    leader.release()
 
 
 @asynccontextmanager
@@ -75,9 +83,15 @@ async def lifespan(app: FastAPI):
     state: ServiceState = app.state.jiesu
     stop = threading.Event()
     if state.settings.supervise_interval_s > 0:
-        threading.Thread(target=supervision_loop, args=(state, stop), daemon=True, name="supervision").start()
+        leader = Leader(state.engine, "supervision")
+        threading.Thread(target=supervision_loop, args=(state, stop, leader), daemon=True, name="supervision").start()
     yield
     stop.set()
+
+
+def app_from_env() -> FastAPI:
+    """The app of one worker process, from the ``JIESU_*`` environment (``jiesu serve --workers N``)."""
+    return create_app(Settings())
 
 
 def create_app(settings: Settings | None = None, state: ServiceState | None = None) -> FastAPI:

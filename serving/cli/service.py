@@ -48,9 +48,13 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     model: Annotated[Optional[Path], typer.Option("--model", help="Overrides JIESU_MODEL_PATH.")] = None,
+    workers: Annotated[Optional[int], typer.Option(
+        "--workers", min=1, help="Worker processes. Default: one per core on PostgreSQL; SQLite is one process.")] = None,
     database_url: DbOpt = None,
 ) -> None:
     """Run the HTTP service (OpenAPI docs at /docs)."""
+    import os
+
     import uvicorn
 
     from serving.api.app import create_app
@@ -58,6 +62,20 @@ def serve(
     settings = _settings(database_url)
     if model is not None:
         settings = settings.model_copy(update={"model_path": model})
+    sqlite = settings.database_url.startswith("sqlite")
+    if workers is None:
+        workers = 1 if sqlite else (os.cpu_count() or 1)
+    if sqlite and workers > 1:
+        raise ValueError("--workers: SQLite serves from one process; use PostgreSQL (JIESU_DATABASE_URL) for several")
+    if workers > 1:
+        # each worker builds its app from the environment; background work runs in one of them (store.locks)
+        os.environ["JIESU_DATABASE_URL"] = settings.database_url
+        if settings.model_path is not None:
+            os.environ["JIESU_MODEL_PATH"] = str(settings.model_path)
+        typer.echo(f"jiesu: database {settings.database_url}; {workers} workers", err=True)
+        uvicorn.run("serving.api.app:app_from_env", factory=True, workers=workers, host=host, port=port,
+                    log_level="info")
+        return
     app = create_app(settings)
     state = app.state.jiesu
     typer.echo(f"jiesu: database {settings.database_url}; model "

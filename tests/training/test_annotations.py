@@ -120,3 +120,39 @@ def test_the_teams_annotations_hold_what_the_dataset_card_says(taxonomy):
     assert len(first) == len(second) >= 300
     assert {a.annotator for a in first}.isdisjoint({a.annotator for a in second})  # independent readers
     assert agreement(first, second)["category level 1"]["kappa"] > 0.8
+
+
+def test_a_focus_pool_is_drawn_from_what_nobody_read_and_its_readings_are_appended(taxonomy, tipdm_dir, tmp_path,
+                                                                                      data_dir):
+    from training.annotation.cli import main
+
+    (tipdm_dir / "admin").symlink_to(Path(data_dir) / "admin")  # the street list the profile loads
+    annotations = tmp_path / "annotations"
+    annotations.mkdir()
+    write(annotations / "test.jsonl", [HEATING])
+    write(annotations / "train.jsonl", [])
+    (annotations / "sampling.json").write_text(json.dumps({"seed": 13, "blind": ["L:11"]}), encoding="utf-8")
+    pool_dir = tmp_path / "focus"
+    import training.annotation.cli as cli
+
+    original = cli.ANNOTATIONS
+    cli.ANNOTATIONS = annotations
+    try:
+        assert main(["focus", "--out", str(pool_dir), "--random", "5", "--data-dir", str(tipdm_dir)]) == 0
+    finally:
+        cli.ANNOTATIONS = original
+    pool = json.loads((pool_dir / "pool.json").read_text(encoding="utf-8"))
+    assert "L:11" not in pool["refs"] and {"L:12", "V:7", "R:9"} == set(pool["refs"])  # the read one is not drawn
+    assert "V:7" not in pool["candidates"]["urgent:living"]  # 低保怎么申请 holds no urgent phrase
+    (pool_dir / "raw" / "a1").mkdir(parents=True)
+    write(pool_dir / "raw" / "a1" / "F001.jsonl", [{**{k: v for k, v in LOW_INCOME.items() if k not in ("file", "id")},
+                                                    "ref": "V:7"}])
+    (pool_dir / "raw" / "pool.json").write_text((pool_dir / "pool.json").read_text(encoding="utf-8"), encoding="utf-8")
+    args = ["append", str(pool_dir / "raw"), "--pool", "focus", "--annotations", str(annotations),
+            "--data-dir", str(tipdm_dir)]
+    assert main(args) == 0
+    rows = [json.loads(line) for line in (annotations / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(r["id"], r["category"], r["annotator"], r["split"], r.get("suggestion")) for r in rows] == [
+        ("7", "民政/社会救助", "a1", "train", None)]
+    assert json.loads((annotations / "sampling.json").read_text(encoding="utf-8"))["focus"] == ["V:7"]
+    assert main(args) == 2  # a pool is appended once

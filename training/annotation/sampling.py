@@ -156,32 +156,56 @@ EXTRA_QUOTAS = {"科技与信息产业": 150, "党务政务": 150, "纪检监察
                 "国土资源": 80, "政法": 60}
 
 
+# Candidate finders for the focus pool: the classes the router learns worst from the first pools —
+# urgent appeals (levels 1–2 are 7% of what was read) and the rarer appeal types. As above, they only
+# decide what is read; the reader decides every label, and most candidates turn out level 3.
+FOCUS_PATTERNS = {
+    "urgent:danger": r"燃气泄漏|煤气泄漏|漏气|闻到.{0,4}气味|着火|火灾|失火|起火|坍塌|塌陷|倒塌|垮塌|危房|裂缝|触电|漏电|电线裸露|"
+                     r"高压线|被困|困人|困在|水淹|内涝|淹了|倒灌|中毒|失踪|走失|殴打|打人|砍人|威胁.{0,4}生命|爆炸|"
+                     r"塌方|滑坡|泥石流|溺水|掉下|坠落|隐患|危险",
+    "urgent:living": r"停水|断水|没水|没有水|停电|断电|没电|停气|暖气不热|没有暖气|拖欠工资|欠薪|讨薪|农民工工资|工资.{0,6}不发|"
+                     r"强拆|强行拆除|强制拆除|污水外溢|粪水|化粪池|饮用水|水质|发臭|黑水|自来水.{0,6}(黄|浑|脏)|"
+                     r"消防通道|疏散通道|校车|幼儿园.{0,8}安全|食堂.{0,6}(变质|卫生)",
+    "type:求助": r"求助|求求|帮帮|救救|走投无路|无家可归|生活困难|看不起病|没钱|无力|孤寡|瘫痪|重病|癌",
+    "type:建议": r"建议|提议|希望.{0,10}(增设|增加|开通|修建|设立|规划)|能否|可否|呼吁",
+}
+FOCUS_QUOTAS = {"urgent:danger": 300, "urgent:living": 300, "type:求助": 100, "type:建议": 60}
+# The scarce first-level categories again, with the wide finders, for a focus pool of kind "scarce".
+SCARCE_QUOTAS = {"科技与信息产业": 150, "党务政务": 150, "纪检监察": 150, "民政": 100, "农村农业": 50, "经济管理": 50,
+                 "国土资源": 50, "政法": 0}
+FOCUS_KINDS = {"urgent": (FOCUS_PATTERNS, FOCUS_QUOTAS), "scarce": (EXTRA_PATTERNS, SCARCE_QUOTAS)}
+
+
 def draw_extra_pool(rows: dict[tuple[str, str], SourceRow], taken: set[str], *, seed: int = 13,
-                    random_labelled: int = 600, random_unlabelled: int = 600) -> tuple[list[SourceRow], dict]:
-    """A further training pool: candidates of the scarce categories from every file (the public labels
-    know only seven categories, so its rows are searched too), then random appeals; nothing already read,
-    and nothing that repeats an appeal already read."""
+                    random_labelled: int = 600, random_unlabelled: int = 600, patterns: dict[str, str] | None = None,
+                    quotas: dict[str, int] | None = None, salt: str = "extra") -> tuple[list[SourceRow], dict]:
+    """A further training pool: candidates per pattern from every file (the public labels know only
+    seven categories, so its rows are searched too), then random appeals; nothing already read, and
+    nothing that repeats an appeal already read. ``patterns``/``quotas``/``salt`` default to the
+    scarce-category pool (``EXTRA_*``); the focus pool passes ``FOCUS_*``."""
+    patterns = EXTRA_PATTERNS if patterns is None else patterns
+    quotas = EXTRA_QUOTAS if quotas is None else quotas
     reps = [r for r in representatives(rows) if r.ref not in taken and (normalize(r.title) or normalize(r.text))]
     read_groups = _read_keys(rows, taken)
     reps = [r for r in reps if not (_keys(r) & read_groups)]
     chosen: list[SourceRow] = []
     seen: set[str] = set()
     candidates: dict[str, list[str]] = {}
-    for name, pattern in EXTRA_PATTERNS.items():
+    for name, pattern in patterns.items():
         regex = re.compile(pattern)
         found = [r for r in reps if r.ref not in seen and regex.search(normalize(r.title) + " " + normalize(r.text))]
-        _rng(seed, f"extra:{name}").shuffle(found)
-        picked = found[:EXTRA_QUOTAS[name]]
+        _rng(seed, f"{salt}:{name}").shuffle(found)
+        picked = found[:quotas[name]]
         candidates[name] = [r.ref for r in picked]
         seen.update(candidates[name])
         chosen += picked
     rest = [r for r in reps if r.ref not in seen]
     labelled = [r for r in rest if r.file == LABELLED and normalize(r.title) and normalize(r.text)]
     unlabelled = [r for r in rest if r.file != LABELLED]
-    _rng(seed, "extra:labelled").shuffle(labelled)
-    _rng(seed, "extra:unlabelled").shuffle(unlabelled)
+    _rng(seed, f"{salt}:labelled").shuffle(labelled)
+    _rng(seed, f"{salt}:unlabelled").shuffle(unlabelled)
     chosen += labelled[:random_labelled] + unlabelled[:random_unlabelled]
-    return _shuffled(chosen, seed, "extra"), candidates
+    return _shuffled(chosen, seed, salt), candidates
 
 
 def _keys(row: SourceRow) -> set[str]:
