@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
-from sklearn.preprocessing import normalize as l2_normalize
 
 from serving.model.bundle import BundleError, Manifest
 from serving.model.features import WORD_TOKEN_PATTERN, FeatureSpec, Preprocessing, views
@@ -72,8 +71,12 @@ def tfidf(counts: sp.csr_matrix, remap: np.ndarray, idf: np.ndarray, sublinear: 
     if sublinear:
         np.log(x.data, out=x.data)
         x.data += 1.0
-    x = x @ sp.diags(idf, format="csr")
-    return l2_normalize(x, norm="l2", copy=False)
+    x.data *= idf[x.indices]  # the same as x @ diag(idf), without building the diagonal matrix per call
+    lengths = np.diff(x.indptr)
+    rows = np.repeat(np.arange(x.shape[0]), lengths)
+    norms = np.sqrt(np.bincount(rows, weights=x.data.astype(np.float64) ** 2, minlength=x.shape[0]))
+    x.data /= norms[rows].astype(x.data.dtype)  # rows with no feature stay empty (the l2 norm of each row is 1)
+    return x
 
 
 def softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
@@ -136,6 +139,8 @@ class LinearCategoryModel:
         for spec, cols, idf in zip(self.specs, self.columns, self.idfs):
             if len(cols) != len(idf) or (len(cols) and (cols.min() < 0 or cols.max() >= spec.n_features)):
                 raise BundleError(manifest.path, f"feature block {spec.name} is inconsistent")
+        # sparse @ dense wants the dense side contiguous: transposed once here, not copied on every call
+        self.coef_t = {head: np.ascontiguousarray(coef.T) for head, (coef, _, _) in self.weights.items()}
         self.hashers = [make_hasher(s) for s in self.specs]
         self.remaps = [column_map(cols, spec.n_features) for spec, cols in zip(self.specs, self.columns)]
         self.needs_words = any(s.analyzer == "word" for s in self.specs)
@@ -149,12 +154,12 @@ class LinearCategoryModel:
         return sp.hstack(blocks, format="csr")
 
     def decision_function(self, titles: list[str], texts: list[str]) -> np.ndarray:
-        return np.asarray(self.features(titles, texts) @ self.coef.T) + self.intercept
+        return np.asarray(self.features(titles, texts) @ self.coef_t["category"]) + self.intercept
 
     def predict_proba(self, titles: list[str], texts: list[str]) -> np.ndarray:
         return softmax(self.decision_function(titles, texts), self.temperature)
 
     def predict_all(self, titles: list[str], texts: list[str]) -> dict[str, np.ndarray]:
         x = self.features(titles, texts)
-        return {head: softmax(np.asarray(x @ coef.T) + intercept, temperature)
-                for head, (coef, intercept, temperature) in self.weights.items()}
+        return {head: softmax(np.asarray(x @ self.coef_t[head]) + intercept, temperature)
+                for head, (_, intercept, temperature) in self.weights.items()}

@@ -42,6 +42,7 @@ def node_phrases(name: str, description: str | None, keywords: tuple[str, ...] =
 class TreePrior:
     def __init__(self, tree: CategoryTree, strength: float = 1.0, k: float = 5.0, cap: int = 2, unseen: float = 3.0):
         self.strength, self.k, self.cap, self.unseen = strength, k, cap, unseen
+        self._weights: dict[tuple, tuple[dict, np.ndarray]] = {}  # per level and training counts (held, so ids stay)
         own = {node.label: node_phrases(node.name, node.description, getattr(node, "keywords", ()))
                for node in tree.walk()}
         self.phrases: list[list[tuple[str, ...]]] = []
@@ -75,9 +76,12 @@ class TreePrior:
         return out
 
     def apply(self, level: int, mass: np.ndarray, texts: list[str], n_train: dict[str, int]) -> np.ndarray:
-        labels = self.labels[level - 1]
-        weight = np.array([self.strength * self.k / (self.k + n_train[label]) if n_train.get(label) else self.unseen
-                           for label in labels])
+        cache = self._weights
+        key = (level, id(n_train), len(n_train), self.strength, self.k, self.unseen)
+        if key not in cache:  # the same training counts on every call of a loaded bundle
+            cache[key] = (n_train, np.array([self.strength * self.k / (self.k + n_train[label]) if n_train.get(label)
+                                             else self.unseen for label in self.labels[level - 1]]))
+        weight = cache[key][1]
         if not weight.any():
             return mass
         match = self.match(level, texts) * weight

@@ -10,7 +10,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -20,6 +20,7 @@ from serving.domain.actions import InvalidAction  # noqa: F401 - raised by act()
 from serving.domain.enums import EventKind, Mode, Role, Status
 from serving.domain.workflow import Actor, IllegalTransition, NotPermitted  # noqa: F401 - as above
 from serving.services.groups import assign_group, find_repeat
+from serving.store.locks import transaction_lock
 from serving.model.predictor import AppealInput, Classification, Predictor, RulesOnly, validate_appeal
 from serving.store.models import MAX_ID, CorrectionRow, EventRow, IdempotencyRow, TicketRow, TicketUnitRow, UnitRow
 from taxonomy import Taxonomy
@@ -27,6 +28,14 @@ from taxonomy import Taxonomy
 
 class TicketNotFound(LookupError):
     pass
+
+
+INTAKE_ATTEMPTS = 3
+
+
+def _is_conflict(exc: OperationalError) -> bool:
+    """A deadlock or serialisation failure (PostgreSQL 40P01 / 40001): worth doing again."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in ("40P01", "40001")
 
 
 class Conflict(Exception):
@@ -68,8 +77,23 @@ class TicketService:
         else:  # degraded, not down: a reviewer routes it, and dispatch resumes when a model is loaded
             classification = RulesOnly(self.taxonomy).predict_one(appeal)
             decision = DispatchDecision(Mode.REVIEW, None, (), "no_model", ("no_model",), None, None)
-        repeat_of = find_repeat(self.session, self.taxonomy.groups, appeal.caller_phone, appeal.title, appeal.text,
-                                received_at)
+        for attempt in range(INTAKE_ATTEMPTS):
+            try:
+                return self._store_intake(appeal, actor, classification, decision, received_at, moment,
+                                          idempotency_key, request_hash)
+            except (StaleDataError, OperationalError) as exc:
+                # another transaction changed a ticket this one updates (a group member): do it again on
+                # what is now committed; a busy database (not a conflict) goes up as 503
+                self.session.rollback()
+                if isinstance(exc, OperationalError) and not _is_conflict(exc) or attempt == INTAKE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _store_intake(self, appeal: AppealInput, actor: Actor, classification: Classification,
+                      decision: DispatchDecision, received_at: datetime, moment: datetime,
+                      idempotency_key: str | None, request_hash: str) -> tuple[TicketRow, bool]:
+        if appeal.caller_phone:  # one caller saying the same twice at once: the second waits and is the repeat
+            transaction_lock(self.session, f"caller:{appeal.caller_phone}")
         ticket = TicketRow(
             received_at=received_at, received_by=actor.name, channel=appeal.channel, title=appeal.title,
             text=appeal.text,
@@ -81,7 +105,9 @@ class TicketService:
         )
         _derive_columns(ticket, classification)
         self.session.add(ticket)
-        self.session.flush()
+        self.session.flush()  # written first, so that SQLite's writers take turns before the look-ups below
+        repeat_of = find_repeat(self.session, self.taxonomy.groups, appeal.caller_phone, appeal.title, appeal.text,
+                                received_at, exclude_id=ticket.id)
         self._event(ticket, EventKind.RECEIVED, actor, at=received_at,
                     payload={"channel": appeal.channel, "text_chars": len(appeal.text)})
         self._event(ticket, EventKind.CLASSIFIED, Actor("system"), at=moment, payload=ticket.classification)
@@ -274,14 +300,14 @@ class TicketService:
             raise NotPermitted(f"unit {actor.unit_id} may not act on ticket {ticket_id}")
         moment = at or now()
         new, events = workflow.apply(_state(ticket), action, body, actor, moment, self._context())
-        _store_state(ticket, new)
-        for event in events:
-            ticket.events.append(EventRow(kind=event.kind, actor=event.actor, unit_id=event.unit_id, at=event.at,
-                                          payload=event.payload))
-            if event.kind == EventKind.ASSIGNED and event.payload.get("corrected"):
-                self.session.flush()
-                self._record_correction(ticket, ticket.events[-1], moment)
-        try:
+        try:  # the version check may fire at any flush, not only at the commit
+            _store_state(ticket, new)
+            for event in events:
+                ticket.events.append(EventRow(kind=event.kind, actor=event.actor, unit_id=event.unit_id,
+                                              at=event.at, payload=event.payload))
+                if event.kind == EventKind.ASSIGNED and event.payload.get("corrected"):
+                    self.session.flush()
+                    self._record_correction(ticket, ticket.events[-1], moment)
             self.session.commit()
         except StaleDataError:
             self.session.rollback()

@@ -36,7 +36,9 @@ def make_engine(url: str, busy_timeout_s: float = 30) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return create_engine(url, pool_pre_ping=True, pool_timeout=busy_timeout_s, hide_parameters=True)
+    # a worker runs up to 40 requests at once (the thread pool): 30 connections before one waits
+    return create_engine(url, pool_pre_ping=True, pool_timeout=busy_timeout_s, pool_size=10, max_overflow=20,
+                         hide_parameters=True)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -94,3 +94,11 @@ class Leader:
 
     def release(self) -> None:
         self._drop()
+
+
+def transaction_lock(session, name: str) -> None:
+    """Serialise one step across concurrent transactions until the current one ends (PostgreSQL: a
+    transaction-level advisory lock). SQLite needs none: its writers take turns on the whole database,
+    and the callers have written before they ask."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id(name)})
