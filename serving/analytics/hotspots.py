@@ -4,6 +4,8 @@ Rules:
 - an appeal is read as its title (twice: titles name the problem and the place densely) and the head
   of its text, normalised, with the public data's masked codes (A市, A3区) removed; features are
   character 2–3-grams, TF-IDF with sublinear tf, fitted on the appeals being clustered;
+- appeals are compared only with appeals of the same place (the resolved street or district; appeals
+  with none form one block), so a month is never compared all pairs;
 - appeals are taken in time order; each joins the open cluster whose centroid is most similar, when
   that cosine similarity is at least ``threshold`` and the cluster's last appeal is at most
   ``window_days`` old; otherwise it opens a cluster. Centroids (not single links) keep a long chain
@@ -96,17 +98,37 @@ def vectors(appeals: list[Appeal], min_df: int = 2, max_df: float = 0.2) -> sp.c
 
 def cluster(appeals: list[Appeal], threshold: float = 0.35, window_days: int = 30, merge_threshold: float = 0.4,
             chunk: int = 1024, matrix: sp.csr_matrix | None = None) -> list[list[int]]:
-    """Member indexes of every cluster (singletons included).
+    """Member indexes of every cluster (singletons included). Appeals are compared only within their
+    place (the resolved street or district; those with none form one block): a hotspot is one place's
+    problem, and a month of a city is never compared all pairs — the work grows with the month times the
+    busiest place's share of it, not with the square of the month."""
+    if not appeals:
+        return []
+    matrix = vectors(appeals) if matrix is None else matrix
+    blocks: dict[str | None, list[int]] = {}
+    for i, appeal in enumerate(appeals):
+        blocks.setdefault(appeal.place, []).append(i)
+    if len(blocks) == 1:
+        return _cluster_block(appeals, threshold, window_days, merge_threshold, chunk, matrix)
+    out: list[list[int]] = []
+    for members in blocks.values():
+        found = _cluster_block([appeals[i] for i in members], threshold, window_days, merge_threshold, chunk,
+                               matrix[members])
+        out += [[members[j] for j in group] for group in found]
+    return out
+
+
+def _cluster_block(appeals: list[Appeal], threshold: float, window_days: int, merge_threshold: float, chunk: int,
+                   matrix: sp.csr_matrix) -> list[list[int]]:
+    """The clusters of one place's appeals.
 
     Pass 1, in time order: an appeal's candidate clusters are those of earlier appeals within the
     window that look alike (one sparse product per chunk), and it joins the candidate whose centroid is
     closest, if close enough. Pass 2 merges clusters whose centroids are close and whose time spans
     overlap or lie within the window, which joins the same problem told in other words."""
-    if not appeals:
-        return []
     order = sorted(range(len(appeals)), key=lambda i: appeals[i].at)
     times = np.array([appeals[i].at.timestamp() for i in order])
-    matrix = (vectors(appeals) if matrix is None else matrix)[order]
+    matrix = matrix[order]
     window = window_days * 86400.0
     owner = np.full(len(order), -1)
     sums: list[tuple[np.ndarray, np.ndarray]] = []  # per cluster: sorted columns, summed weights

@@ -59,3 +59,15 @@ def test_the_window_closes_a_hotspot():
 
 def test_no_appeals_no_hotspots():
     assert find_hotspots([]) == []
+
+
+def test_the_same_words_in_two_places_are_two_hotspots_and_places_are_never_compared():
+    from datetime import datetime, timedelta, timezone
+
+    start = datetime(2026, 11, 2, 9, tzinfo=timezone.utc)
+    appeals = [Appeal(id=f"{place}{i}", title="小区暖气不热", text=f"家里暖气冰凉，室温只有十{i % 5}度，老人孩子受不了。",
+                      at=start + timedelta(hours=i), place=place)
+               for place in ("南磨房地区", "望京街道") for i in range(6)]
+    groups = [{appeals[i].place for i in g} for g in cluster(appeals) if len(g) >= 3]
+    assert sorted(len(g) for g in groups) == [1, 1]  # one hotspot per place, never one across both
+    assert {next(iter(g)) for g in groups} == {"南磨房地区", "望京街道"}
