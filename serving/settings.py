@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JIESU_", env_file=None, extra="ignore")
 
+    request_threads: int = Field(40, ge=1, le=1000, description="Requests one worker process runs at once "
+                                                                 "(threads); more wait their turn")
     metrics_public: bool = Field(False, description="Serve /metrics without a key (only where the port is "
                                                      "reachable from the monitoring alone)")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Request bodies larger than this get 413")

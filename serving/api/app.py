@@ -81,6 +81,10 @@ def supervision_loop(state: ServiceState, stop: threading.Event, leader: Leader)
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     state: ServiceState = app.state.jiesu
+    import anyio.to_thread
+
+    # request threads beyond the cores only fight over the GIL: fewer threads, less lost to switching
+    anyio.to_thread.current_default_thread_limiter().total_tokens = state.settings.request_threads
     stop = threading.Event()
     if state.settings.supervise_interval_s > 0:
         leader = Leader(state.engine, "supervision")

@@ -102,6 +102,7 @@ class TicketService:
             primary_unit_id=decision.primary_unit_id, respond_by=decision.respond_by, resolve_by=decision.resolve_by,
             classification={**classification.to_dict(), "model": self._model_record(),
                             "dispatch_mode": decision.mode, "dispatch_primary_unit_id": decision.primary_unit_id},
+            events=[], units=[],  # a new ticket has none: known here, not asked of the database
         )
         _derive_columns(ticket, classification)
         self.session.add(ticket)
@@ -179,8 +180,10 @@ class TicketService:
             return
         self.session.flush()
         members = self.session.execute(select(TicketRow).where(TicketRow.group_id == group.id)).scalars().all()
+        grouped = set(self.session.scalars(select(EventRow.ticket_id).where(
+            EventRow.ticket_id.in_([m.id for m in members]), EventRow.kind == "grouped")))
         for member in members:
-            if member.id == ticket.id or not any(e.kind == "grouped" for e in member.events):
+            if member.id == ticket.id or member.id not in grouped:
                 self._event(member, "grouped", Actor("system"), at=at, payload={"group_id": group.id,
                                                                                 "size": group.size})
         level = rules.level_for(group.size)
@@ -374,7 +377,12 @@ class TicketService:
     # ---- helpers ------------------------------------------------------------------------------------
     def _event(self, ticket: TicketRow, kind: str, actor: Actor, *, at: datetime, unit_id: str | None = None,
                payload: dict | None = None) -> None:
-        ticket.events.append(EventRow(kind=kind, actor=actor.name, unit_id=unit_id, at=at, payload=payload or {}))
+        row = EventRow(kind=kind, actor=actor.name, unit_id=unit_id, at=at, payload=payload or {})
+        if "events" in ticket.__dict__ or ticket.id is None:  # loaded (or new): keep the list in step
+            ticket.events.append(row)
+        else:  # another ticket's timeline (a group member): written without loading all of it
+            row.ticket_id = ticket.id
+            self.session.add(row)
 
 
 SETS_DEADLINES = (EventKind.DISPATCHED, EventKind.ASSIGNED, EventKind.REOPENED, EventKind.QUEUED_FOR_REVIEW,
