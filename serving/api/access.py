@@ -55,6 +55,12 @@ ACCESS: dict[str, str | tuple[str, ...]] = {
     "GET /v1/keys": ("admin",),
     "POST /v1/keys": ("admin",),
     "POST /v1/keys/{key_id}/revoke": ("admin",),
+    # Open311 GeoReport v2: the catalogue is public; requests are tickets (masked, no caller data)
+    "GET /open311/v2/services.json": PUBLIC,
+    "GET /open311/v2/services/{service_code}.json": PUBLIC,
+    "POST /open311/v2/requests.json": ("intake", "admin"),
+    "GET /open311/v2/requests.json": ANY,
+    "GET /open311/v2/requests/{service_request_id}.json": ANY,
     # the pages (/ui) enforce the roles of the API they show
     "GET /ui/queue": ("reviewer", "admin"),
     "POST /ui/tickets/{ticket_id}/assign": ("reviewer", "admin"),

@@ -19,7 +19,7 @@ def require_timezone(value: datetime | None) -> datetime | None:
     return value
 
 
-Channel = Literal["phone", "web", "wechat", "app", "weibo", "board", "other"]
+Channel = Literal["phone", "web", "wechat", "app", "weibo", "board", "open311", "other"]
 
 
 class Caller(BaseModel):

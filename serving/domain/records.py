@@ -67,6 +67,18 @@ class Classification:
     company: str | None = None  # a company id, for a utility's own service
     company_confidence: float = 0.0
 
+    def chosen(self, path: tuple[str, ...], department: str | None, company: str | None) -> "Classification":
+        """The same reading with the category the caller chose (an Open311 ``service_code``): the path,
+        its owner and company are theirs, at full confidence; urgency, type and place stay the router's."""
+        from dataclasses import replace
+
+        return replace(self, category="/".join(path), category_path=list(path), category_guess=list(path),
+                       category_confidences=[1.0] * len(path), category_guess_confidences=[1.0] * len(path),
+                       category_confidence=1.0, category_failed_level=None, department=department,
+                       department_confidence=1.0 if department else 0.0, company=company,
+                       company_confidence=1.0 if company else 0.0,
+                       warnings=[*self.warnings, "category chosen by the caller"])
+
     @property
     def category_detail(self) -> str | None:
         """The best guess, where it goes deeper than the backed-off path."""

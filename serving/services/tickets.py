@@ -24,6 +24,7 @@ from serving.store.locks import transaction_lock
 from serving.model.predictor import AppealInput, Classification, Predictor, RulesOnly, validate_appeal
 from serving.store.models import MAX_ID, CorrectionRow, EventRow, IdempotencyRow, TicketRow, TicketUnitRow, UnitRow
 from taxonomy import Taxonomy
+from taxonomy.categories import Category
 
 
 class TicketNotFound(LookupError):
@@ -55,7 +56,7 @@ class TicketService:
 
     # ---- intake -------------------------------------------------------------------------------------
     def intake(self, appeal: AppealInput, actor: Actor, idempotency_key: str | None = None,
-               at: datetime | None = None) -> tuple[TicketRow, bool]:
+               at: datetime | None = None, chosen: Category | None = None) -> tuple[TicketRow, bool]:
         """Create the ticket, or return the one an earlier request with the same key created. A key is the
         calling API key's own (two front-ends may use the same key text), and a retry must repeat the
         request: every field counts in its fingerprint. Raises ``AppealInputError`` for an appeal the
@@ -77,6 +78,10 @@ class TicketService:
         else:  # degraded, not down: a reviewer routes it, and dispatch resumes when a model is loaded
             classification = RulesOnly(self.taxonomy).predict_one(appeal)
             decision = DispatchDecision(Mode.REVIEW, None, (), "no_model", ("no_model",), None, None)
+        if chosen is not None:  # the caller chose the category (an Open311 service): its owner is dispatched
+            classification = classification.chosen(chosen.path, chosen.owner, chosen.company)
+            if self.predictor is not None:
+                decision = decide_dispatch(classification, received_at, self.policy())
         for attempt in range(INTAKE_ATTEMPTS):
             try:
                 return self._store_intake(appeal, actor, classification, decision, received_at, moment,

@@ -77,7 +77,8 @@ def test_the_docs_print_the_role_table_and_the_views():
 def _call(base_url, route, role, world, ticket_id, throwaway_key_id):
     method, path = route.split(" ", 1)
     path = path.format(ticket_id=ticket_id, unit_id="street:110105999001", topic_id=1, entry_id=1,
-                       key_id=throwaway_key_id, kind="daily")
+                       key_id=throwaway_key_id, kind="daily", service_code="c00000000",
+                       service_request_id=ticket_id)
     body = BODIES.get(route, {} if method == "POST" else None)
     if body:
         body = {k: [x.format(street=world["street"]) for x in v] if isinstance(v, list) and v and isinstance(v[0], str)
