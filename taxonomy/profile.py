@@ -133,6 +133,7 @@ def load_taxonomy(
 
     aliases, not_place_names = _street_aliases(directory / spec.street_aliases, units) if spec.street_aliases else ({}, [])
     _check_references(directory, spec, categories, urgency, appeal_types, departments, categories_file)
+    _check_industries(directory / spec.scoring, scoring, categories, departments, categories_file)
     return Taxonomy(
         name=spec.name,
         city=spec.city,
@@ -214,6 +215,21 @@ def _check_references(directory, spec, categories, urgency, appeal_types, depart
         for type_name in getattr(urgency, key):
             if type_name not in appeal_types.names:
                 raise TaxonomyError(directory / spec.urgency, f"{key}.{type_name}", "not an appeal type")
+
+
+def _check_industries(path: Path, scoring, categories, departments, categories_file) -> None:
+    dept_ids = {d.id for d in departments.departments}
+    company_ids = {c.id for c in departments.companies}
+    for i, industry in enumerate(scoring.industries):
+        for j, label in enumerate(industry.categories):
+            if categories_file is None and label not in categories:
+                raise TaxonomyError(path, f"industries[{i}].categories[{j}]", f"{label!r} is not in the category tree")
+        for j, dept in enumerate(industry.departments):
+            if dept not in dept_ids:
+                raise TaxonomyError(path, f"industries[{i}].departments[{j}]", f"unknown department {dept!r}")
+        for j, company in enumerate(industry.companies):
+            if company not in company_ids:
+                raise TaxonomyError(path, f"industries[{i}].companies[{j}]", f"unknown company {company!r}")
 
 
 __all__ = ["Taxonomy", "load_taxonomy", "cached_taxonomy", "default_data_dir", "read_yaml", "validate"]

@@ -35,12 +35,33 @@ class Bonus(BaseModel):
     max_per_month: float = Field(default=0.0, ge=0)
 
 
+class Industry(BaseModel):
+    """部门+行业 联合考评: an industry the public often complains about, scored as one — its categories
+    (paths at any level: a ticket under one of them is the industry's), the departments that regulate it
+    and the companies that serve it (their units are the industry's members)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str = Field(min_length=1)
+    categories: list[str] = Field(min_length=1)
+    departments: list[str] = Field(default_factory=list)
+    companies: list[str] = Field(default_factory=list)
+
+
 class ScoringRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     weights: Weights
     satisfaction_credit: dict[Satisfaction, float]
     bonus: Bonus = Field(default_factory=Bonus)
     rank_levels: list[Literal["street", "district", "department", "company"]]
+    industries: list[Industry] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _industries_unique(self) -> "ScoringRules":
+        ids = [i.id for i in self.industries]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"industries: ids must be unique ({', '.join(sorted({i for i in ids if ids.count(i) > 1}))})")
+        return self
 
     @model_validator(mode="after")
     def _credit_complete(self) -> "ScoringRules":

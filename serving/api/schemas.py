@@ -138,6 +138,9 @@ class ScoreOut(BaseModel):
     bonus: float
     score: float | None = Field(description="None: a rate has no data; such units rank after the rest")
     rank: int
+    share: float | None = Field(None, description="An industry member's: its tickets / the industry's tickets")
+    members: list["ScoreOut"] = Field(default_factory=list, description="level=industry: the industry's "
+                                                                         "departments and companies on its tickets")
 
 
 class VolumeRow(BaseModel):

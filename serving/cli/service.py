@@ -178,7 +178,8 @@ def units_merge(unit_id: Annotated[str, typer.Argument(help="The unit that cease
 
 def scores(
     month: Annotated[str, typer.Option("--month", help="YYYY-MM")],
-    level: Annotated[str, typer.Option("--level", help="street, district, department or company")] = "street",
+    level: Annotated[str, typer.Option("--level", help="street, district, department, company or industry "
+                                                        "(部门+行业: each industry with its members)")] = "street",
     database_url: DbOpt = None,
 ) -> None:
     """Print the month's 三率 scores and ranks as JSON lines."""
@@ -187,8 +188,14 @@ def scores(
     session, taxonomy = _synced_session(_settings(database_url))
     with session:
         for score in monthly_scores(session, taxonomy, month, level):
-            row = {k: v for k, v in score.__dict__.items() if k != "ticket_ids"}
-            typer.echo(json.dumps(row, ensure_ascii=False))
+            typer.echo(json.dumps(_score_row(score), ensure_ascii=False))
+
+
+def _score_row(score) -> dict:
+    row = {k: v for k, v in score.__dict__.items() if k not in ("ticket_ids", "members")}
+    if score.members:
+        row["members"] = [_score_row(m) for m in score.members]
+    return row
 
 
 def supervise(database_url: DbOpt = None) -> None:

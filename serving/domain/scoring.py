@@ -17,7 +17,11 @@ Rules (weights, satisfaction credit and bonus come from the taxonomy's ``scoring
 - bonus: each resolved group appeal and each resolved long-standing problem earns its points, capped per month;
 - score = 100 × Σ rate × weight + bonus; rank 1 is best, equal scores share a rank (1, 2, 2, 4);
 - a district is scored for the tickets whose primary unit lies in it (its streets, its departments, the
-  district itself): the primary's response, the ticket's callback.
+  district itself): the primary's response, the ticket's callback;
+- 部门+行业: an industry is scored for the tickets under its categories, as one: every response owed on
+  them by any unit, each ticket's callback once; its members (the units of its departments and
+  companies) are scored on the same tickets as units are, each with its share of the industry's tickets;
+  industries rank among themselves.
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ class UnitScore:
     score: float | None = None
     rank: int = 0
     ticket_ids: list[int] = field(default_factory=list)
+    members: list["UnitScore"] = field(default_factory=list)  # an industry's: its units on its tickets
+    share: float | None = None  # a member's: its tickets / the industry's tickets
 
     @property
     def complete(self) -> bool:
@@ -166,18 +172,60 @@ def score_units(tickets: list[TicketFacts], month: str, rules: ScoringRules, uni
             if result.resolved and unit_id in callback_units:
                 bonus[unit_id] += (rules.bonus.group_appeal_resolved if facts.group_appeal else 0.0) + \
                                   (rules.bonus.long_standing_resolved if facts.long_standing else 0.0)
-    weights = rules.weights
     for unit_id, s in scores.items():
-        s.response_rate = s.responded_on_time / s.responses_owed if s.responses_owed else None
-        s.resolution_rate = s.resolved / s.evaluated if s.evaluated else None
-        s.satisfaction_rate = s.satisfied / s.evaluated if s.evaluated else None
-        s.bonus = min(bonus[unit_id], rules.bonus.max_per_month)
-        if s.complete:
-            s.score = round(100 * (s.response_rate * weights.response_rate + s.resolution_rate
-                                   * weights.resolution_rate + s.satisfaction_rate * weights.satisfaction_rate)
-                            + s.bonus, 4)
-    ranked = sorted(scores.values(), key=lambda s: (not s.complete, -(s.score if s.complete else
-                                                                       (s.response_rate or 0.0)), s.unit_id))
+        _rates(s, min(bonus[unit_id], rules.bonus.max_per_month), rules)
+    return _ranked(list(scores.values()))
+
+
+def score_industries(tickets: list[tuple[TicketFacts, str | None]], month: str, rules: ScoringRules,
+                     tz: tzinfo, industries: list[tuple[str, str, tuple[str, ...]]],
+                     members: dict[str, dict[str, str]]) -> list[UnitScore]:
+    """``tickets``: each with its category label; ``industries``: (id, name, category labels);
+    ``members``: industry id -> {unit id: name}. Industries are returned ranked, each with its members."""
+    out = []
+    for industry_id, name, labels in industries:
+        mine = [facts for facts, category in tickets
+                if category and any(category == p or category.startswith(p + "/") for p in labels)]
+        s = UnitScore(f"industry:{industry_id}", name)
+        bonus = 0.0
+        for facts in mine:
+            if month_of(facts.received_at, tz) != month:
+                continue
+            result = outcome(facts)
+            s.dispatched += 1
+            s.ticket_ids.append(facts.ticket_id)
+            s.responses_owed += sum(result.owed.values())
+            s.responded_on_time += sum(result.met.values())
+            if result.evaluated:
+                s.evaluated += 1
+                s.resolved += result.resolved
+                s.satisfied += rules.satisfaction_credit[result.satisfaction]
+            if result.resolved:
+                bonus += (rules.bonus.group_appeal_resolved if facts.group_appeal else 0.0) + \
+                         (rules.bonus.long_standing_resolved if facts.long_standing else 0.0)
+        _rates(s, min(bonus, rules.bonus.max_per_month), rules)
+        s.members = score_units(mine, month, rules, members.get(industry_id, {}), tz)
+        for member in s.members:
+            member.share = member.dispatched / s.dispatched if s.dispatched else None
+        out.append(s)
+    return _ranked(out)
+
+
+def _rates(s: UnitScore, bonus: float, rules: ScoringRules) -> None:
+    weights = rules.weights
+    s.response_rate = s.responded_on_time / s.responses_owed if s.responses_owed else None
+    s.resolution_rate = s.resolved / s.evaluated if s.evaluated else None
+    s.satisfaction_rate = s.satisfied / s.evaluated if s.evaluated else None
+    s.bonus = bonus
+    if s.complete:
+        s.score = round(100 * (s.response_rate * weights.response_rate + s.resolution_rate
+                               * weights.resolution_rate + s.satisfaction_rate * weights.satisfaction_rate)
+                        + s.bonus, 4)
+
+
+def _ranked(scores: list[UnitScore]) -> list[UnitScore]:
+    ranked = sorted(scores, key=lambda s: (not s.complete, -(s.score if s.complete else (s.response_rate or 0.0)),
+                                           s.unit_id))
     for position, s in enumerate(ranked, start=1):
         previous = ranked[position - 2] if position > 1 else None
         same = previous is not None and previous.complete == s.complete and previous.score == s.score and s.complete

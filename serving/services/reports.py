@@ -95,6 +95,7 @@ def build_report(session: Session, taxonomy: Taxonomy, kind: str, day: date) -> 
     streets = volume(session, VolumeQuery(period.start, period.end, by=("street",), interval=None), taxonomy)
     month = period.first.strftime("%Y-%m")
     ranking = monthly_scores(session, taxonomy, month, "street")
+    industries = monthly_scores(session, taxonomy, month, "industry") if kind == "monthly" else []
     overdue = session.execute(select(TicketRow).where(
         TicketRow.status.in_([Status.DISPATCHED, Status.ACCEPTED]), TicketRow.resolve_by < period.end,
         TicketRow.received_at < period.end).order_by(TicketRow.resolve_by).limit(30)).scalars().all()
@@ -124,5 +125,5 @@ def build_report(session: Session, taxonomy: Taxonomy, kind: str, day: date) -> 
         categories=sorted(categories, key=lambda r: -r["appeals"]),
         districts=sorted(districts, key=lambda r: -r["appeals"])[:10],
         streets=sorted((s for s in streets if s["street"]), key=lambda r: -r["appeals"])[:10],
-        ranking=ranking, overdue=overdue, urgent=urgent, hotspots=hotspots, alerts=alerts,
+        ranking=ranking, industries=industries, overdue=overdue, urgent=urgent, hotspots=hotspots, alerts=alerts,
         topics=topic_items, ledger=ledger, names=names, month=month, status_names=STATUS_NAMES)

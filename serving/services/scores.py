@@ -1,4 +1,5 @@
-"""三率 scores from the store: load the month's tickets and their events, score them in the domain."""
+"""三率 scores from the store: load the month's tickets and their events, score them in the domain — per
+unit of a level, or per industry (部门+行业, the profile's ``scoring.yaml``) with its members' shares."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from sqlalchemy.orm import Session, selectinload
 
 from serving.domain.enums import EventKind
 from serving.domain.records import Event
-from serving.domain.scoring import TicketFacts, UnitScore, score_units
+from serving.domain.scoring import TicketFacts, UnitScore, score_industries, score_units
 from serving.store.models import TicketRow, UnitRow
 from taxonomy import Taxonomy
 
-LEVELS = ("street", "district", "department", "company")
+LEVELS = ("street", "district", "department", "company", "industry")
 
 
 def parse_month(month: str, tz: tzinfo) -> tuple[datetime, datetime]:
@@ -36,13 +37,21 @@ def monthly_scores(session: Session, taxonomy: Taxonomy, month: str, level: str)
     rows = session.execute(select(TicketRow).where(TicketRow.received_at >= start, TicketRow.received_at < end,
                                                    TicketRow.duplicate_of.is_(None))  # a repeat is not a new case
                            .options(selectinload(TicketRow.events))).scalars()
-    facts = []
+    facts, categories = [], []
     for t in rows:
         events = tuple(Event(kind=e.kind, at=e.at, actor=e.actor, unit_id=e.unit_id, payload=e.payload)
                        for e in t.events)
         facts.append(TicketFacts(ticket_id=t.id, received_at=t.received_at, group_appeal=t.group_appeal,
                                  long_standing=long_standing(events), events=events))
+        categories.append(t.category)
     units = session.execute(select(UnitRow)).scalars().all()
+    if level == "industry":
+        industries = taxonomy.scoring.industries
+        members = {i.id: {u.id: u.name for u in units
+                          if (u.kind == "department" and u.department_id in i.departments)
+                          or (u.kind == "company" and u.id.split(":", 1)[1] in i.companies)} for i in industries}
+        return score_industries(list(zip(facts, categories)), month, taxonomy.scoring, taxonomy.timezone,
+                                [(i.id, i.name, tuple(i.categories)) for i in industries], members)
     names = {u.id: u.name for u in units if u.kind == level}
     district_of = {u.id: f"district:{u.district_code}" for u in units if u.district_code} if level == "district" \
         else None

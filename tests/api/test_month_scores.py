@@ -70,7 +70,8 @@ def test_exact_scores_and_ranks(admin, month):
     assert w["bonus"] == 0 and w["score"] == pytest.approx(96.6667, abs=1e-3) and w["rank"] == 1
     assert j["responses_owed"] == w["responses_owed"] == 3
     assert {"unit_id", "unit_name", "dispatched", "responses_owed", "responded_on_time", "evaluated", "resolved",
-            "satisfied", "response_rate", "resolution_rate", "satisfaction_rate", "bonus", "score", "rank"} == set(j)
+            "satisfied", "response_rate", "resolution_rate", "satisfaction_rate", "bonus", "score", "rank", "share",
+            "members"} == set(j)
 
 
 def test_the_cli_gives_the_same_scores(month, database_url, data_dir):

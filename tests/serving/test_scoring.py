@@ -110,3 +110,34 @@ def test_a_district_is_scored_for_the_tickets_whose_primary_lies_in_it(taxonomy)
     [district] = score_units(tickets, "2026-10", taxonomy.scoring, {"district:A": "甲区"}, TZ, district_of)
     assert (district.dispatched, district.responses_owed, district.responded_on_time) == (2, 2, 1)
     assert (district.evaluated, district.resolved) == (1, 1)
+
+
+def test_an_industry_is_scored_as_one_over_its_tickets_with_each_members_share(taxonomy):
+    from serving.domain.scoring import score_industries
+
+    heating = [  # 供暖: a street and the heating company on one ticket, the company alone on another
+        (TicketFacts(1, T0, (dispatched("street:1", ["company:heating"]), ev("accepted", 1, "street:1"),
+                             ev("accepted", 30, "company:heating"),
+                             ev("evaluated", 50, resolved=True, satisfaction="satisfied"))), "城乡建设/供暖/暖气不热"),
+        (TicketFacts(2, T0, (dispatched("company:heating"), ev("accepted", 2, "company:heating"),
+                             ev("evaluated", 60, resolved=False, satisfaction="dissatisfied"))), "城乡建设/供暖"),
+        (TicketFacts(3, T0, (dispatched("street:1"), ev("accepted", 1, "street:1"))), "城乡建设/物业管理"),
+    ]
+    industries = [("heating", "供暖", ("城乡建设/供暖",)), ("property", "物业管理", ("城乡建设/物业管理",))]
+    members = {"heating": {"company:heating": "热力集团"}, "property": {}}
+    ranked = score_industries(heating, "2026-10", taxonomy.scoring, TZ, industries, members)
+    by_id = {s.unit_id: s for s in ranked}
+    joint = by_id["industry:heating"]
+    assert joint.dispatched == 2 and joint.responses_owed == 3 and joint.responded_on_time == 2
+    assert joint.evaluated == 2 and joint.resolved == 1 and joint.resolution_rate == 0.5
+    (company,) = joint.members  # the street is not a member of the industry
+    assert company.unit_id == "company:heating" and company.dispatched == 2 and company.share == 1.0
+    assert company.response_rate == 0.5  # on time on ticket 2, late on ticket 1
+    assert by_id["industry:property"].dispatched == 1 and by_id["industry:property"].score is None  # no callback
+    assert [s.unit_id for s in ranked] == ["industry:heating", "industry:property"]  # no data ranks last
+
+
+def test_the_profile_names_industries_with_known_categories_departments_and_companies(taxonomy):
+    ids = {i.id: i for i in taxonomy.scoring.industries}
+    assert {"heating", "property", "water", "gas", "transit", "telecom"} <= set(ids)
+    assert ids["heating"].companies == ["heating"] and all(label in taxonomy.categories for label in ids["water"].categories)

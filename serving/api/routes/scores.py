@@ -1,4 +1,5 @@
-"""GET /v1/scores: the 三率 of every unit of one level for one month, ranked."""
+"""GET /v1/scores: the 三率 of every unit of one level for one month, ranked; ``level=industry``: the
+部门+行业 joint scores, each industry with its members' lines."""
 
 from __future__ import annotations
 
@@ -16,11 +17,21 @@ router = APIRouter(prefix="/v1", tags=["scores"])
 @router.get("/scores", response_model=list[ScoreOut], summary="三率 scores and ranks for a month")
 def scores(state: StateDep, session: SessionDep, actor: CurrentActor,
            month: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")],
-           level: Literal["street", "district", "department", "company"] = "street") -> list[ScoreOut]:
+           level: Literal["street", "district", "department", "company", "industry"] = "street") -> list[ScoreOut]:
     try:
         results = monthly_scores(session, state.taxonomy, month, level)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
     if actor.role == "unit":
-        results = [s for s in results if s.unit_id == actor.unit_id]
-    return [ScoreOut(**{k: v for k, v in s.__dict__.items() if k != "ticket_ids"}) for s in results]
+        if level == "industry":  # a unit sees the industries it belongs to, and its own line in them
+            results = [s for s in results if any(m.unit_id == actor.unit_id for m in s.members)]
+            for s in results:
+                s.members = [m for m in s.members if m.unit_id == actor.unit_id]
+        else:
+            results = [s for s in results if s.unit_id == actor.unit_id]
+    return [score_out(s) for s in results]
+
+
+def score_out(s) -> ScoreOut:
+    return ScoreOut(**{k: v for k, v in s.__dict__.items() if k not in ("ticket_ids", "members")},
+                    members=[score_out(m) for m in s.members])
