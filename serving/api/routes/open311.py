@@ -1,6 +1,7 @@
 """Open311 GeoReport v2 (``/open311/v2``): services from the category tree, requests as tickets.
 
-JSON only (``.json`` paths). The key is the request's ``api_key`` (form field or query parameter, as the
+JSON only (``.json`` paths). The response models document the spec's shapes; the handlers answer
+``JSONResponse`` so that errors keep the spec's list form. The key is the request's ``api_key`` (form field or query parameter, as the
 spec has it) or the usual ``Authorization: Bearer``. Errors are the spec's ``[{"code", "description"}]``:
 400 bad input, 401 no or unknown key, 403 a role that may not, 404 unknown service or request. What the
 rules are: ``serving.services.open311``.
@@ -14,6 +15,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from serving.domain.enums import Role
 from serving.domain.workflow import Actor
@@ -25,6 +27,48 @@ from serving.services.tickets import TicketService
 from serving.store.models import MAX_ID
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
+
+
+class Service(BaseModel):
+    service_code: str
+    service_name: str
+    description: str
+    metadata: bool
+    type: str
+    keywords: str
+    group: str
+
+
+class ServiceDefinition(BaseModel):
+    service_code: str
+    attributes: list[dict]
+
+
+class Created(BaseModel):
+    service_request_id: str
+    service_notice: str | None
+    account_id: str | None
+
+
+class ServiceRequest(BaseModel):
+    service_request_id: str
+    status: str = Field(description="open, or closed once the unit has answered")
+    status_notes: str | None
+    service_name: str | None
+    service_code: str | None
+    description: str | None = Field(description="masked as analysts see it")
+    agency_responsible: str | None
+    service_notice: str | None
+    requested_datetime: str | None
+    updated_datetime: str | None
+    expected_datetime: str | None
+    address: str | None
+    address_id: str | None
+    zipcode: str | None
+    lat: float | None
+    long: float | None
+    media_url: str | None
+
 WRITERS = (Role.INTAKE, Role.ADMIN)
 EVERYONE = Actor(role=Role.ADMIN)  # finds the request; whether the caller may read it is asked after
 ERROR = {"description": "The spec's error list", "content": {"application/json": {"example": [
@@ -66,21 +110,21 @@ async def _answer(work: Callable[[], Any], status_code: int = 200) -> JSONRespon
         return JSONResponse(exc.body(), status_code=exc.code)
 
 
-@router.get("/services.json", summary="The services: the category tree's leaves", responses={404: ERROR})
+@router.get("/services.json", summary="The services: the category tree's leaves", response_model=list[Service])
 async def services(request: Request) -> JSONResponse:
     catalogue = _catalogue(request)
     return await _answer(catalogue.services)
 
 
 @router.get("/services/{service_code}.json", summary="A service's definition (no extra attributes)",
-            responses={404: ERROR})
+            response_model=ServiceDefinition, responses={404: ERROR})
 async def service_definition(request: Request, service_code: str) -> JSONResponse:
     catalogue = _catalogue(request)
     return await _answer(lambda: definition(catalogue, service_code))
 
 
 @router.post("/requests.json", status_code=201, summary="Create a request (form-encoded, as the spec has it)",
-             responses={400: ERROR, 401: ERROR, 403: ERROR})
+             response_model=list[Created], responses={400: ERROR, 401: ERROR, 403: ERROR})
 async def create_request(request: Request) -> JSONResponse:
     try:  # application/x-www-form-urlencoded, as the spec has it
         form = parse_qs((await request.body()).decode("utf-8"), keep_blank_values=True, errors="strict")
@@ -150,7 +194,8 @@ def _list(value: str | None) -> list[str] | None:
     return [p.strip() for p in value.split(",") if p.strip()] if value else None
 
 
-@router.get("/requests.json", summary="Requests: by id, service, dates and status", responses={400: ERROR, 401: ERROR})
+@router.get("/requests.json", summary="Requests: by id, service, dates and status", response_model=list[ServiceRequest],
+            responses={400: ERROR, 401: ERROR})
 async def list_requests(request: Request) -> JSONResponse:
     state, catalogue = request.app.state.jiesu, _catalogue(request)
     q = request.query_params
@@ -169,7 +214,8 @@ async def list_requests(request: Request) -> JSONResponse:
     return await _answer(work)
 
 
-@router.get("/requests/{service_request_id}.json", summary="One request", responses={401: ERROR, 403: ERROR, 404: ERROR})
+@router.get("/requests/{service_request_id}.json", summary="One request", response_model=list[ServiceRequest],
+            responses={401: ERROR, 403: ERROR, 404: ERROR})
 async def get_request(request: Request, service_request_id: str) -> JSONResponse:
     state, catalogue = request.app.state.jiesu, _catalogue(request)
     codes = {node.label: code for code, node in catalogue.by_code.items()}
