@@ -13,6 +13,8 @@ class Settings(BaseSettings):
 
     request_threads: int = Field(40, ge=1, le=1000, description="Requests one worker process runs at once "
                                                                  "(threads); more wait their turn")
+    lookup_per_minute: int = Field(10, ge=1, description="Ticket lookups (number + phone) a client address may make "
+                                                         "a minute, per worker process")
     metrics_public: bool = Field(False, description="Serve /metrics without a key (only where the port is "
                                                      "reachable from the monitoring alone)")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Request bodies larger than this get 413")

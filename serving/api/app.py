@@ -21,8 +21,8 @@ from fastapi.responses import RedirectResponse
 from serving.api import errors
 from serving.api.guards import GuardMiddleware
 from serving.api.metrics import Metrics, MetricsMiddleware
-from serving.api.routes import (analytics, keys, ledger, open311, ops, reports, review, scores, tickets, topics, ui,
-                                units)
+from serving.api.routes import (analytics, keys, ledger, lookup, open311, ops, reports, review, scores, tickets,
+                                topics, ui, units)
 from serving.api.state import ServiceState
 from serving.model.bundle import BundleError
 from serving.services.keys import create_key
@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
     # the guard inside the metrics (which count its refusals): the last added is the outermost
     app.add_middleware(GuardMiddleware, max_body_bytes=state.settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware)
-    for module in (tickets, review, scores, units, analytics, topics, ledger, reports, ops, keys, open311):
+    for module in (tickets, review, scores, units, analytics, topics, ledger, reports, ops, keys, open311, lookup):
         app.include_router(module.router)
     app.include_router(analytics.alerts_router)
     app.include_router(ui.router)

@@ -6,6 +6,7 @@ the derived state. Every change is an event row (who, what, when, payload).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from datetime import datetime, timedelta, timezone
 
@@ -244,6 +245,17 @@ class TicketService:
         ).scalar_one_or_none()
         if ticket is None:
             raise TicketNotFound(ticket_id)
+        return ticket
+
+    def lookup(self, ticket_id: int, phone: str) -> TicketRow | None:
+        """The ticket, when ``phone`` is the one it was filed with (compared by digits); else None."""
+        if not 0 < ticket_id <= MAX_ID:
+            return None
+        ticket = self.session.get(TicketRow, ticket_id)
+        digits = "".join(c for c in phone if c.isdigit())
+        filed = "".join(c for c in (ticket.caller_phone or "") if c.isdigit()) if ticket is not None else ""
+        if not filed or not hmac.compare_digest(digits.encode(), filed.encode()):
+            return None
         return ticket
 
     def visible_to(self, ticket: TicketRow, actor: Actor) -> bool:
