@@ -13,6 +13,10 @@ class Settings(BaseSettings):
 
     request_threads: int = Field(40, ge=1, le=1000, description="Requests one worker process runs at once "
                                                                  "(threads); more wait their turn")
+    outbox_sender: str = Field("log", description="How messages reach citizens: log (a JSON-lines file, masked) or "
+                                                  "module:Class with send(message)")
+    outbox_log: Path = Field(Path("var/outbox.jsonl"), description="The log sender's file")
+    outbox_interval_s: float = Field(10, ge=0, description="Seconds between outbox deliveries; 0: off")
     lookup_per_minute: int = Field(10, ge=1, description="Ticket lookups (number + phone) a client address may make "
                                                          "a minute, per worker process")
     metrics_public: bool = Field(False, description="Serve /metrics without a key (only where the port is "

@@ -55,7 +55,8 @@ ACCESS: dict[str, str | tuple[str, ...]] = {
     "GET /v1/keys": ("admin",),
     "POST /v1/keys": ("admin",),
     "POST /v1/keys/{key_id}/revoke": ("admin",),
-    "POST /v1/lookup": PUBLIC,  # a citizen: ticket number + the phone it was filed with, rate-limited
+    "POST /v1/lookup": PUBLIC,
+    "GET /v1/outbox": ("callback", "admin"),  # a citizen: ticket number + the phone it was filed with, rate-limited
     # Open311 GeoReport v2: the catalogue is public; requests are tickets (masked, no caller data)
     "GET /open311/v2/services.json": PUBLIC,
     "GET /open311/v2/services/{service_code}.json": PUBLIC,

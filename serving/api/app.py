@@ -21,8 +21,8 @@ from fastapi.responses import RedirectResponse
 from serving.api import errors
 from serving.api.guards import GuardMiddleware
 from serving.api.metrics import Metrics, MetricsMiddleware
-from serving.api.routes import (analytics, keys, ledger, lookup, open311, ops, reports, review, scores, tickets,
-                                topics, ui, units)
+from serving.api.routes import (analytics, keys, ledger, lookup, open311, ops, outbox, reports, review, scores,
+                                tickets, topics, ui, units)
 from serving.api.state import ServiceState
 from serving.model.bundle import BundleError
 from serving.services.keys import create_key
@@ -45,6 +45,9 @@ def build_state(settings: Settings) -> ServiceState:
             sync_units(session, taxonomy)
             if settings.bootstrap_admin_key:
                 create_key(session, "admin", key=settings.bootstrap_admin_key)
+    from serving.services.outbox import load_sender
+
+    load_sender(settings.outbox_sender, settings.outbox_log)  # a misconfigured sender stops the start, in one line
     state = ServiceState(settings=settings, engine=engine, sessions=sessions, taxonomy=taxonomy, profile=taxonomy)
     with sessions() as session:
         state.refresh_units(session, force=True)
@@ -79,17 +82,36 @@ def supervision_loop(state: ServiceState, stop: threading.Event, leader: Leader)
     leader.release()
 
 
+def outbox_loop(state: ServiceState, stop: threading.Event, leader: Leader) -> None:
+    """点对点反馈: deliver the due messages every ``outbox_interval_s`` seconds, in the leading process."""
+    from serving.services.outbox import deliver_due, load_sender
+
+    sender = load_sender(state.settings.outbox_sender, state.settings.outbox_log)
+    while not stop.wait(state.settings.outbox_interval_s):
+        if not leader.held():
+            continue
+        try:
+            with state.sessions() as session:
+                deliver_due(session, sender)
+        except Exception:  # noqa: BLE001 - a failed round is logged and retried next interval
+            logger.exception("outbox delivery failed")
+    leader.release()
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     state: ServiceState = app.state.jiesu
     import anyio.to_thread
 
-    # request threads beyond the cores only fight over the GIL: fewer threads, less lost to switching
+    # the requests one worker runs at once (the thread pool of the sync routes)
     anyio.to_thread.current_default_thread_limiter().total_tokens = state.settings.request_threads
     stop = threading.Event()
     if state.settings.supervise_interval_s > 0:
         leader = Leader(state.engine, "supervision")
         threading.Thread(target=supervision_loop, args=(state, stop, leader), daemon=True, name="supervision").start()
+    if state.settings.outbox_interval_s > 0:
+        threading.Thread(target=outbox_loop, args=(state, stop, Leader(state.engine, "outbox")), daemon=True,
+                         name="outbox").start()
     yield
     stop.set()
 
@@ -108,7 +130,8 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
     # the guard inside the metrics (which count its refusals): the last added is the outermost
     app.add_middleware(GuardMiddleware, max_body_bytes=state.settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware)
-    for module in (tickets, review, scores, units, analytics, topics, ledger, reports, ops, keys, open311, lookup):
+    for module in (tickets, review, scores, units, analytics, topics, ledger, reports, ops, keys, open311, lookup,
+                   outbox):
         app.include_router(module.router)
     app.include_router(analytics.alerts_router)
     app.include_router(ui.router)

@@ -18,6 +18,7 @@ keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 units_app = typer.Typer(help="The unit registry.", no_args_is_help=True)
 corrections_app = typer.Typer(help="Reviewer corrections as training data.", no_args_is_help=True)
 analytics_app = typer.Typer(help="Analysis of the tickets in the database.", no_args_is_help=True)
+outbox_app = typer.Typer(help="Messages to citizens (点对点反馈): deliveries and their state.", no_args_is_help=True)
 DbOpt = Annotated[Optional[str], typer.Option("--database-url", help="Overrides JIESU_DATABASE_URL.")]
 
 
@@ -341,6 +342,34 @@ def report(
         typer.echo(html)
 
 
+@outbox_app.command("deliver")
+def outbox_deliver(database_url: DbOpt = None) -> None:
+    """Send the due messages now through the configured sender (JIESU_OUTBOX_SENDER)."""
+    from serving.services.outbox import deliver_due, load_sender
+
+    settings = _settings(database_url)
+    sender = load_sender(settings.outbox_sender, settings.outbox_log)
+    with _session(settings) as session:
+        counts = deliver_due(session, sender)
+    typer.echo(f"sent {counts['sent']}, retried {counts['retried']}, failed {counts['failed']}")
+
+
+@outbox_app.command("list")
+def outbox_list(status: Annotated[Optional[str], typer.Option("--status", help="queued, sent or failed")] = None,
+                ticket: Annotated[Optional[int], typer.Option("--ticket", help="One ticket's messages")] = None,
+                database_url: DbOpt = None) -> None:
+    """The latest messages with their delivery state (the recipient masked)."""
+    from serving.domain.privacy import mask_phone
+    from serving.services.outbox import list_messages
+
+    if status is not None and status not in ("queued", "sent", "failed"):
+        raise ValueError(f"--status: {status!r} is not queued, sent or failed")
+    with _session(_settings(database_url)) as session:
+        for m in list_messages(session, status, ticket):
+            typer.echo("\t".join(str(x) for x in (m.id, m.ticket_id, m.kind, mask_phone(m.recipient), m.status, m.attempts,
+                                                   m.last_error or "-")))
+
+
 def register(app: typer.Typer, guard) -> None:
     app.command()(guard(serve))
     app.command()(guard(scores))
@@ -348,7 +377,7 @@ def register(app: typer.Typer, guard) -> None:
     app.command()(guard(topics))
     app.command()(guard(report))
     for sub, name in ((keys_app, "keys"), (units_app, "units"), (corrections_app, "corrections"),
-                      (analytics_app, "analytics")):
+                      (analytics_app, "analytics"), (outbox_app, "outbox")):
         for command in sub.registered_commands:
             command.callback = guard(command.callback)
         app.add_typer(sub, name=name)

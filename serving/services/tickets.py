@@ -21,6 +21,7 @@ from serving.domain.actions import InvalidAction  # noqa: F401 - raised by act()
 from serving.domain.enums import EventKind, Mode, Role, Status
 from serving.domain.workflow import Actor, IllegalTransition, NotPermitted  # noqa: F401 - as above
 from serving.services.groups import assign_group, find_repeat
+from serving.services.outbox import queue_reply
 from serving.store.locks import transaction_lock
 from serving.model.predictor import AppealInput, Classification, Predictor, RulesOnly, validate_appeal
 from serving.store.models import MAX_ID, CorrectionRow, EventRow, IdempotencyRow, TicketRow, TicketUnitRow, UnitRow
@@ -328,6 +329,8 @@ class TicketService:
                 if event.kind == EventKind.ASSIGNED and event.payload.get("corrected"):
                     self.session.flush()
                     self._record_correction(ticket, ticket.events[-1], moment)
+                if event.kind == EventKind.REPLIED:  # 点对点反馈: the reply and the survey go to the citizen
+                    queue_reply(self.session, ticket, event.payload.get("text") or "", moment)
             self.session.commit()
         except StaleDataError:
             self.session.rollback()

@@ -128,6 +128,24 @@ class TopicRow(Base):
     chosen_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class OutboxRow(Base):
+    """A message to a citizen and its delivery: queued → sent, or failed after the last retry."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # reply | survey
+    recipient: Mapped[str] = mapped_column(String(40))  # the phone the appeal was filed with
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(12), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class LedgerEntryRow(Base):
     """城市问题台账: a recurring problem, tracked until it is closed."""
 
