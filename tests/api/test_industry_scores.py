@@ -62,3 +62,14 @@ def test_the_cli_and_the_monthly_report_show_the_industries(heating_month, admin
     assert rows["industry:heating"]["dispatched"] == 2 and rows["industry:heating"]["members"][0]["share"] == 1.0
     report = admin.get("/v1/reports/monthly", params={"date": "2026-07-15"})
     assert report.status_code == 200 and "部门+行业联合考评" in report.text and "供暖" in report.text
+
+
+def test_the_rankings_page_shows_the_industries_with_their_members(heating_month, base_url):
+    import httpx
+
+    from tests.api.conftest import ADMIN_KEY
+
+    with httpx.Client(base_url=base_url, cookies={"jiesu_key": ADMIN_KEY}, timeout=30) as browser:
+        page = browser.get("/ui/rankings", params={"month": "2026-07", "level": "industry"})
+    assert page.status_code == 200 and "部门+行业联合考评" in page.text
+    assert "供暖" in page.text and "份额 100%" in page.text

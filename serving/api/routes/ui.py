@@ -218,7 +218,11 @@ def rankings(request: Request, state: StateDep, session: SessionDep, actor: UiAc
     month = month or datetime.now(state.taxonomy.timezone).strftime("%Y-%m")
     try:
         scores = monthly_scores(session, state.taxonomy, month, level)
-        if actor.role == "unit":  # as /v1/scores: a unit sees its own line
+        if actor.role == "unit" and level == "industry":  # as /v1/scores: its industries, its own line in them
+            scores = [s for s in scores if any(m.unit_id == actor.unit_id for m in s.members)]
+            for s in scores:
+                s.members = [m for m in s.members if m.unit_id == actor.unit_id]
+        elif actor.role == "unit":  # as /v1/scores: a unit sees its own line
             scores = [s for s in scores if s.unit_id == actor.unit_id]
     except ValueError as exc:
         return page(request, "ui/rankings.html.j2", actor=actor, month=month, level=level, scores=[], error=str(exc))
