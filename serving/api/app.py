@@ -47,8 +47,9 @@ def build_state(settings: Settings) -> ServiceState:
                 create_key(session, "admin", key=settings.bootstrap_admin_key)
     from serving.services.outbox import load_sender
 
-    load_sender(settings.outbox_sender, settings.outbox_log)  # a misconfigured sender stops the start, in one line
-    state = ServiceState(settings=settings, engine=engine, sessions=sessions, taxonomy=taxonomy, profile=taxonomy)
+    sender = load_sender(settings.outbox_sender, settings.outbox_log)  # misconfigured: the start stops, in one line
+    state = ServiceState(settings=settings, engine=engine, sessions=sessions, taxonomy=taxonomy, profile=taxonomy,
+                         outbox_sender=sender)
     with sessions() as session:
         state.refresh_units(session, force=True)
     if settings.model_path is None:
@@ -84,15 +85,14 @@ def supervision_loop(state: ServiceState, stop: threading.Event, leader: Leader)
 
 def outbox_loop(state: ServiceState, stop: threading.Event, leader: Leader) -> None:
     """点对点反馈: deliver the due messages every ``outbox_interval_s`` seconds, in the leading process."""
-    from serving.services.outbox import deliver_due, load_sender
+    from serving.services.outbox import deliver_due
 
-    sender = load_sender(state.settings.outbox_sender, state.settings.outbox_log)
     while not stop.wait(state.settings.outbox_interval_s):
         if not leader.held():
             continue
         try:
             with state.sessions() as session:
-                deliver_due(session, sender)
+                deliver_due(session, state.outbox_sender)
         except Exception:  # noqa: BLE001 - a failed round is logged and retried next interval
             logger.exception("outbox delivery failed")
     leader.release()

@@ -31,6 +31,7 @@ class ServiceState:
     profile: Taxonomy | None = None  # the profile as loaded, before the store's registry replaced its units
     registry_version: int = -1
     registry_checked: float = 0.0
+    outbox_sender: object | None = None  # how messages reach citizens (``serving.services.outbox``)
 
     def refresh_units(self, session: Session, force: bool = False) -> bool:
         """Rebuild the unit registry (and the predictor's place resolver) when the store's changed; asked

@@ -161,17 +161,8 @@ def score_units(tickets: list[TicketFacts], month: str, rules: ScoringRules, uni
             if unit_id not in unit_names:
                 continue
             s = scores.setdefault(unit_id, UnitScore(unit_id, unit_names[unit_id]))
-            s.dispatched += 1
-            s.ticket_ids.append(facts.ticket_id)
-            s.responses_owed += owed.get(unit_id, 0)
-            s.responded_on_time += met.get(unit_id, 0)
-            if result.evaluated and unit_id in callback_units:
-                s.evaluated += 1
-                s.resolved += result.resolved
-                s.satisfied += rules.satisfaction_credit[result.satisfaction]
-            if result.resolved and unit_id in callback_units:
-                bonus[unit_id] += (rules.bonus.group_appeal_resolved if facts.group_appeal else 0.0) + \
-                                  (rules.bonus.long_standing_resolved if facts.long_standing else 0.0)
+            bonus[unit_id] += _count(s, facts, result, rules, owed.get(unit_id, 0), met.get(unit_id, 0),
+                                     unit_id in callback_units)
     for unit_id, s in scores.items():
         _rates(s, min(bonus[unit_id], rules.bonus.max_per_month), rules)
     return _ranked(list(scores.values()))
@@ -192,23 +183,33 @@ def score_industries(tickets: list[tuple[TicketFacts, str | None]], month: str, 
             if month_of(facts.received_at, tz) != month:
                 continue
             result = outcome(facts)
-            s.dispatched += 1
-            s.ticket_ids.append(facts.ticket_id)
-            s.responses_owed += sum(result.owed.values())
-            s.responded_on_time += sum(result.met.values())
-            if result.evaluated:
-                s.evaluated += 1
-                s.resolved += result.resolved
-                s.satisfied += rules.satisfaction_credit[result.satisfaction]
-            if result.resolved:
-                bonus += (rules.bonus.group_appeal_resolved if facts.group_appeal else 0.0) + \
-                         (rules.bonus.long_standing_resolved if facts.long_standing else 0.0)
+            bonus += _count(s, facts, result, rules, sum(result.owed.values()), sum(result.met.values()), True)
         _rates(s, min(bonus, rules.bonus.max_per_month), rules)
         s.members = score_units(mine, month, rules, members.get(industry_id, {}), tz)
         for member in s.members:
             member.share = member.dispatched / s.dispatched if s.dispatched else None
         out.append(s)
     return _ranked(out)
+
+
+def _count(s: UnitScore, facts: TicketFacts, result: _Outcome, rules: ScoringRules, owed: int, met: int,
+           called_back: bool) -> float:
+    """Count one ticket into ``s``: the responses it owed and met, its callback when the callback is
+    ``s``'s (``called_back``); returns the bonus the ticket earns ``s``."""
+    s.dispatched += 1
+    s.ticket_ids.append(facts.ticket_id)
+    s.responses_owed += owed
+    s.responded_on_time += met
+    if not called_back:
+        return 0.0
+    if result.evaluated:
+        s.evaluated += 1
+        s.resolved += result.resolved
+        s.satisfied += rules.satisfaction_credit[result.satisfaction]
+    if not result.resolved:
+        return 0.0
+    return (rules.bonus.group_appeal_resolved if facts.group_appeal else 0.0) + \
+        (rules.bonus.long_standing_resolved if facts.long_standing else 0.0)
 
 
 def _rates(s: UnitScore, bonus: float, rules: ScoringRules) -> None:

@@ -18,6 +18,7 @@ Rules this module implements:
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -28,7 +29,7 @@ from serving.domain.enums import EventKind, Role, Status
 from serving.domain.privacy import MASKED, shown
 from serving.store.models import TicketRow, TicketUnitRow
 from taxonomy import Taxonomy
-from taxonomy.categories import Category
+from taxonomy.categories import Category, CategoryTree
 
 CLOSED = (Status.REPLIED, Status.EVALUATED, Status.CLOSED)
 DEFAULT_DAYS = 90
@@ -53,11 +54,12 @@ def service_code(node: Category) -> str:
 @dataclass(frozen=True)
 class Catalogue:
     by_code: dict[str, Category]
+    code_of: dict[str, str]  # category label -> service code
 
     @classmethod
-    def of(cls, taxonomy: Taxonomy) -> "Catalogue":
-        leaves = [n for n in taxonomy.categories.walk() if not n.children and n.level >= 2]
-        return cls({service_code(n): n for n in leaves})
+    def of(cls, tree: CategoryTree) -> "Catalogue":
+        by_code = {service_code(n): n for n in tree.walk() if not n.children and n.level >= 2}
+        return cls(by_code, {node.label: code for code, node in by_code.items()})
 
     def services(self) -> list[dict]:
         return [_service(code, node) for code, node in self.by_code.items()]
@@ -79,7 +81,13 @@ def definition(catalogue: Catalogue, code: str) -> dict:
     return {"service_code": code, "attributes": []}
 
 
-def request_out(ticket: TicketRow, taxonomy: Taxonomy, catalogue_codes: dict[str, str]) -> dict:
+@lru_cache(maxsize=4)
+def catalogue_of(tree: CategoryTree) -> Catalogue:
+    """The services of a loaded tree, built once per tree."""
+    return Catalogue.of(tree)
+
+
+def request_out(ticket: TicketRow, taxonomy: Taxonomy, catalogue: Catalogue) -> dict:
     replies = [e for e in ticket.events if e.kind == EventKind.REPLIED]
     unit = taxonomy.units.get(ticket.primary_unit_id) if ticket.primary_unit_id else None
     updated = max((e.at for e in ticket.events), default=ticket.received_at)
@@ -89,7 +97,7 @@ def request_out(ticket: TicketRow, taxonomy: Taxonomy, catalogue_codes: dict[str
         "status": "closed" if ticket.status in CLOSED else "open",
         "status_notes": shown(replies[-1].payload.get("text"), MASKED) if replies else None,
         "service_name": node.name if node else None,
-        "service_code": catalogue_codes.get(ticket.category) if ticket.category else None,
+        "service_code": catalogue.code_of.get(ticket.category) if ticket.category else None,
         "description": shown(ticket.text, MASKED),
         "agency_responsible": unit.name if unit else None,
         "service_notice": None,

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from serving.domain.privacy import mask, mask_phone
+from serving.store.locks import is_postgres
 from serving.store.models import OutboxRow, TicketRow
 
 MAX_ATTEMPTS = 5
@@ -82,7 +83,7 @@ def deliver_due(session: Session, sender: Sender, at: datetime | None = None, li
     at = at or datetime.now(timezone.utc)
     query = select(OutboxRow).where(OutboxRow.status == "queued", OutboxRow.next_attempt_at <= at) \
         .order_by(OutboxRow.next_attempt_at, OutboxRow.id).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session.get_bind()):
         query = query.with_for_update(skip_locked=True)
     counts = {"sent": 0, "retried": 0, "failed": 0}
     for message in session.scalars(query).all():

@@ -58,6 +58,19 @@ def monthly_scores(session: Session, taxonomy: Taxonomy, month: str, level: str)
     return score_units(facts, month, taxonomy.scoring, names, taxonomy.timezone, district_of)
 
 
+def visible_scores(scores: list[UnitScore], actor, level: str) -> list[UnitScore]:
+    """What ``actor`` sees of a ranking: a unit its own line — at level industry, the industries it
+    belongs to with its own line among their members; every other role the whole ranking."""
+    if actor.role != "unit":
+        return scores
+    if level != "industry":
+        return [s for s in scores if s.unit_id == actor.unit_id]
+    mine = [s for s in scores if any(m.unit_id == actor.unit_id for m in s.members)]
+    for s in mine:
+        s.members = [m for m in s.members if m.unit_id == actor.unit_id]
+    return mine
+
+
 def long_standing(events) -> bool:
     """历史遗留问题: what the latest reviewer's assignment that said so said (the flag has its event)."""
     for event in reversed(events):

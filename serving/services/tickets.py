@@ -74,16 +74,14 @@ class TicketService:
                 return self.get(existing.ticket_id), False
         moment = at or now()
         received_at = appeal.received_at or moment
-        if self.predictor is not None:
-            classification = self.predictor.predict_one(appeal)
-            decision = decide_dispatch(classification, received_at, self.policy())
-        else:  # degraded, not down: a reviewer routes it, and dispatch resumes when a model is loaded
-            classification = RulesOnly(self.taxonomy).predict_one(appeal)
-            decision = DispatchDecision(Mode.REVIEW, None, (), "no_model", ("no_model",), None, None)
+        reader = self.predictor if self.predictor is not None else RulesOnly(self.taxonomy)
+        classification = reader.predict_one(appeal)
         if chosen is not None:  # the caller chose the category (an Open311 service): its owner is dispatched
             classification = classification.chosen(chosen.path, chosen.owner, chosen.company)
-            if self.predictor is not None:
-                decision = decide_dispatch(classification, received_at, self.policy())
+        if self.predictor is not None:
+            decision = decide_dispatch(classification, received_at, self.policy())
+        else:  # degraded, not down: a reviewer routes it, and dispatch resumes when a model is loaded
+            decision = DispatchDecision(Mode.REVIEW, None, (), "no_model", ("no_model",), None, None)
         for attempt in range(INTAKE_ATTEMPTS):
             try:
                 return self._store_intake(appeal, actor, classification, decision, received_at, moment,

@@ -5,9 +5,9 @@ Rules this module implements:
   migration, syncing the unit registry, seeding the bootstrap key at start): a PostgreSQL session-level
   advisory lock, held on its own connection for the duration of the block; SQLite is one process, so a
   lock within the process is enough;
-- ``Leader(engine, name)`` elects one process for background work (the 督办 sweep): ``held()`` takes the
-  PostgreSQL advisory lock without waiting and keeps it on its own connection while the process lives,
-  so exactly one process of the deployment holds it; when that process dies its connection closes, the
+- ``Leader(engine, name)`` elects one process for background work (the 督办 sweep, the outbox's
+  deliveries): ``held()`` takes the PostgreSQL advisory lock without waiting and keeps it on its own
+  connection while the process lives, so exactly one process of the deployment holds it; when that process dies its connection closes, the
   lock is released and another process's next ``held()`` takes over. A lost connection gives up the
   lead and is retried on the next call;
 - lock ids are derived from the name, stable across processes and versions (not Python's ``hash``).
@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.orm import Session
 
 logger = logging.getLogger("jiesu")
 _LOCAL: dict[str, threading.Lock] = {}
@@ -33,13 +34,14 @@ def lock_id(name: str) -> int:
     return int.from_bytes(hashlib.sha256(f"jiesu:{name}".encode()).digest()[:8], "big", signed=True)
 
 
-def _is_postgres(engine: Engine) -> bool:
-    return engine.dialect.name == "postgresql"
+def is_postgres(bind) -> bool:
+    """Whether an engine or connection speaks to PostgreSQL (advisory locks, ``SKIP LOCKED``)."""
+    return bind.dialect.name == "postgresql"
 
 
 @contextmanager
 def deployment_lock(engine: Engine, name: str) -> Iterator[None]:
-    if not _is_postgres(engine):
+    if not is_postgres(engine):
         with _LOCAL_GUARD:
             lock = _LOCAL.setdefault(name, threading.Lock())
         with lock:
@@ -62,7 +64,7 @@ class Leader:
 
     def held(self) -> bool:
         """Whether this process leads now (taking the lead if nobody holds it)."""
-        if not _is_postgres(self.engine):
+        if not is_postgres(self.engine):
             return True
         try:
             if self._connection is None:
@@ -96,9 +98,9 @@ class Leader:
         self._drop()
 
 
-def transaction_lock(session, name: str) -> None:
+def transaction_lock(session: Session, name: str) -> None:
     """Serialise one step across concurrent transactions until the current one ends (PostgreSQL: a
     transaction-level advisory lock). SQLite needs none: its writers take turns on the whole database,
     and the callers have written before they ask."""
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session.get_bind()):
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id(name)})

@@ -61,8 +61,8 @@ class _Window:
             if len(hits) >= limit:
                 return 60 - (now - hits[0])
             hits.append(now)
-            if len(self.hits) > 100_000:  # forget idle addresses
-                for key in [k for k, v in self.hits.items() if not v]:
+            if len(self.hits) > 100_000:  # forget addresses quiet for a minute (their tries have expired)
+                for key in [k for k, v in self.hits.items() if not v or now - v[-1] >= 60]:
                     del self.hits[key]
             return None
 

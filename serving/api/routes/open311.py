@@ -21,8 +21,8 @@ from serving.domain.enums import Role
 from serving.domain.workflow import Actor
 from serving.model.appeals import AppealInput, AppealInputError
 from serving.services.keys import authenticate
-from serving.services.open311 import (Catalogue, Open311Error, definition, find_requests, parse_datetime,
-                                      request_out)
+from serving.services.open311 import (Catalogue, Open311Error, catalogue_of, definition, find_requests,
+                                      parse_datetime, request_out)
 from serving.services.tickets import TicketService
 from serving.store.models import MAX_ID
 
@@ -76,12 +76,7 @@ ERROR = {"description": "The spec's error list", "content": {"application/json":
 
 
 def _catalogue(request: Request) -> Catalogue:
-    state = request.app.state.jiesu
-    cached = getattr(state, "open311_catalogue", None)
-    if cached is None or cached[0] is not state.taxonomy.categories:
-        cached = (state.taxonomy.categories, Catalogue.of(state.taxonomy))
-        state.open311_catalogue = cached
-    return cached[1]
+    return catalogue_of(request.app.state.jiesu.taxonomy.categories)
 
 
 def _key(request: Request, form: Any = None) -> str | None:
@@ -199,7 +194,6 @@ def _list(value: str | None) -> list[str] | None:
 async def list_requests(request: Request) -> JSONResponse:
     state, catalogue = request.app.state.jiesu, _catalogue(request)
     q = request.query_params
-    codes = {node.label: code for code, node in catalogue.by_code.items()}
 
     def work():
         if any("\x00" in v for v in q.values()):
@@ -209,7 +203,7 @@ async def list_requests(request: Request) -> JSONResponse:
             found = find_requests(session, catalogue, actor, ids=_ids(q.get("service_request_id")),
                                   codes=_list(q.get("service_code")), start=parse_datetime("start_date", q.get("start_date")),
                                   end=parse_datetime("end_date", q.get("end_date")), statuses=_list(q.get("status")))
-            return [request_out(t, state.taxonomy, codes) for t in found]
+            return [request_out(t, state.taxonomy, catalogue) for t in found]
 
     return await _answer(work)
 
@@ -218,7 +212,6 @@ async def list_requests(request: Request) -> JSONResponse:
             responses={401: ERROR, 403: ERROR, 404: ERROR})
 async def get_request(request: Request, service_request_id: str) -> JSONResponse:
     state, catalogue = request.app.state.jiesu, _catalogue(request)
-    codes = {node.label: code for code, node in catalogue.by_code.items()}
 
     def work():
         with state.sessions() as session:
@@ -231,6 +224,6 @@ async def get_request(request: Request, service_request_id: str) -> JSONResponse
                 raise Open311Error(404, f"request {service_request_id} not found")
             if not svc.visible_to(found[0], actor):
                 raise Open311Error(403, f"request {service_request_id} is not visible to this key")
-            return [request_out(found[0], state.taxonomy, codes)]
+            return [request_out(found[0], state.taxonomy, catalogue)]
 
     return await _answer(work)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from serving.api.deps import CurrentActor, SessionDep, StateDep
 from serving.api.schemas import ScoreOut
-from serving.services.scores import monthly_scores
+from serving.services.scores import monthly_scores, visible_scores
 
 router = APIRouter(prefix="/v1", tags=["scores"])
 
@@ -19,16 +19,9 @@ def scores(state: StateDep, session: SessionDep, actor: CurrentActor,
            month: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")],
            level: Literal["street", "district", "department", "company", "industry"] = "street") -> list[ScoreOut]:
     try:
-        results = monthly_scores(session, state.taxonomy, month, level)
+        results = visible_scores(monthly_scores(session, state.taxonomy, month, level), actor, level)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
-    if actor.role == "unit":
-        if level == "industry":  # a unit sees the industries it belongs to, and its own line in them
-            results = [s for s in results if any(m.unit_id == actor.unit_id for m in s.members)]
-            for s in results:
-                s.members = [m for m in s.members if m.unit_id == actor.unit_id]
-        else:
-            results = [s for s in results if s.unit_id == actor.unit_id]
     return [score_out(s) for s in results]
 
 

@@ -213,17 +213,11 @@ def ticket(ticket_id: int, request: Request, state: StateDep, svc: TicketService
 @router.get("/rankings", response_class=HTMLResponse)
 def rankings(request: Request, state: StateDep, session: SessionDep, actor: UiActor, month: str | None = None,
              level: str = "street"):
-    from serving.services.scores import monthly_scores
+    from serving.services.scores import monthly_scores, visible_scores
 
     month = month or datetime.now(state.taxonomy.timezone).strftime("%Y-%m")
     try:
-        scores = monthly_scores(session, state.taxonomy, month, level)
-        if actor.role == "unit" and level == "industry":  # as /v1/scores: its industries, its own line in them
-            scores = [s for s in scores if any(m.unit_id == actor.unit_id for m in s.members)]
-            for s in scores:
-                s.members = [m for m in s.members if m.unit_id == actor.unit_id]
-        elif actor.role == "unit":  # as /v1/scores: a unit sees its own line
-            scores = [s for s in scores if s.unit_id == actor.unit_id]
+        scores = visible_scores(monthly_scores(session, state.taxonomy, month, level), actor, level)
     except ValueError as exc:
         return page(request, "ui/rankings.html.j2", actor=actor, month=month, level=level, scores=[], error=str(exc))
     return page(request, "ui/rankings.html.j2", actor=actor, month=month, level=level, scores=scores)
